@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`. Each sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help run test lint migrate bench clean
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP) ## Run the API on the embedded default (SQLite under ./var), 127.0.0.1:$${CMS_PORT:-8000}
+	$(BIN)/cms db upgrade
+	$(BIN)/cms ensure-admin-key
+	$(BIN)/cms run
+
+test: $(STAMP) ## Run every test (SQLite and PostgreSQL; CI=true makes a missing PostgreSQL a failure)
+	$(BIN)/ruff check cms workers tests bench
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## Ruff
+	$(BIN)/ruff check cms workers tests bench
+
+migrate: $(STAMP) ## Apply migrations to CMS_DATABASE_URL
+	$(BIN)/cms db upgrade
+
+bench: $(STAMP) ## Authoring benchmark (needs PostgreSQL); see bench/README.md
+	$(BIN)/python bench/authoring.py
+
+clean: ## Remove the virtualenv and local data
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,14 @@
+"""HTTP layer: parse with marshmallow, call a service, dump. One module per resource."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+PREFIX = "/api/v1"
+
+
+def register_api(app: Flask) -> None:
+    from cms.api import api_keys, articles, openapi, publishing, versions
+
+    for module in (articles, versions, publishing, api_keys, openapi):
+        app.register_blueprint(module.bp, url_prefix=PREFIX)

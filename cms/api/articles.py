@@ -1,0 +1,207 @@
+"""Articles: list, create (idempotent), read, revise (If-Match)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from cms.api.http import (
+    ETAG_RESPONSE_HEADER,
+    IF_MATCH_HEADER,
+    commit,
+    etag,
+    if_match_versions,
+    respond,
+    route,
+)
+from cms.api.problems import ApiError
+from cms.extensions import db
+from cms.models import Role
+from cms.schemas.articles import (
+    ArticleCreateSchema,
+    ArticleListQuerySchema,
+    ArticlePageSchema,
+    ArticleSchema,
+    ArticleUpdateSchema,
+)
+from cms.services import articles, idempotency, pagination
+from cms.services.actors import Actor
+from cms.services.articles import ArticleWithVersion, ListFilters
+
+bp = Blueprint("articles", __name__)
+
+article_schema = ArticleSchema()
+page_schema = ArticlePageSchema()
+
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retry-safe creation: the same key and body return the same article.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+}
+
+
+def article_view(item: ArticleWithVersion) -> dict[str, Any]:
+    """The article as the API shows it: head fields plus the latest version's content."""
+    a, v = item.article, item.version
+    return {
+        **v.data,
+        "id": a.id,
+        "state": a.state,
+        "version": a.current_version,
+        "published_version": a.published_version,
+        "kill_reason": a.kill_reason,
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+        "first_published_at": a.first_published_at,
+        "published_at": a.published_at,
+        "updated_by": v.created_by,
+    }
+
+
+def present(item: ArticleWithVersion) -> dict[str, Any]:
+    return article_schema.dump(article_view(item))
+
+
+def article_response(item: ArticleWithVersion, status: int = 200, **headers: str) -> Response:
+    return respond(
+        present(item),
+        status,
+        {
+            "ETag": etag(item.article.current_version),
+            "Location": f"/api/v1/articles/{item.article.id}",
+            **headers,
+        },
+    )
+
+
+@route(
+    bp,
+    "GET",
+    "/articles",
+    summary="List articles",
+    role=Role.READER,
+    query=ArticleListQuerySchema(),
+    responses={200: ("A page of articles", page_schema)},
+)
+def list_articles(actor: Actor, query: dict[str, Any]) -> Response:
+    """Most recently updated first; filter by state, section, tag and updated_since."""
+    after = None
+    if "cursor" in query:
+        after = pagination.decode(query["cursor"], datetime, uuid.UUID)
+    rows, next_after = articles.page(
+        db.session,
+        ListFilters(
+            state=query.get("state"),
+            section=query.get("section"),
+            tag=query.get("tag"),
+            updated_since=query.get("updated_since"),
+        ),
+        limit=query["limit"],
+        after=after,
+    )
+    items = [
+        {
+            "id": a.id,
+            "slug": a.slug,
+            "state": a.state,
+            "headline": a.headline,
+            "section": a.section,
+            "language": a.language,
+            "tags": [t.tag for t in a.tags],
+            "version": a.current_version,
+            "published_version": a.published_version,
+            "kill_reason": a.kill_reason,
+            "created_at": a.created_at,
+            "updated_at": a.updated_at,
+            "first_published_at": a.first_published_at,
+            "published_at": a.published_at,
+        }
+        for a in rows
+    ]
+    cursor = pagination.encode(*next_after) if next_after else None
+    return respond(page_schema.dump({"items": items, "next_cursor": cursor}))
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not all(33 <= ord(c) <= 126 for c in key):
+        raise ApiError(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            "Idempotency-Key must be 1-255 visible ASCII characters.",
+        )
+    return key
+
+
+@route(
+    bp,
+    "POST",
+    "/articles",
+    summary="Create an article (version 1, draft)",
+    role=Role.WRITER,
+    body=ArticleCreateSchema(),
+    headers=[IDEMPOTENCY_HEADER],
+    responses={201: ("The new article", article_schema)},
+    errors=(409,),
+    response_headers={201: ETAG_RESPONSE_HEADER},
+)
+def create_article(actor: Actor, body: dict[str, Any]) -> Response:
+    """Repeating a request with the same Idempotency-Key returns the same article."""
+    key = _idempotency_key()
+    message = body.pop("message", None)
+    if key is not None:
+        fingerprint = idempotency.request_fingerprint(g.raw_body)
+        existing = idempotency.claim(db.session, actor, key, fingerprint)
+        if existing is not None:
+            item = articles.get_with_latest(db.session, existing)
+            return article_response(item, 201, **{"Idempotent-Replayed": "true"})
+    item = articles.create(db.session, actor, body, message=message)
+    if key is not None:
+        idempotency.complete(db.session, actor, key, item.article.id)
+    commit()
+    return article_response(item, 201)
+
+
+@route(
+    bp,
+    "GET",
+    "/articles/<uuid:article_id>",
+    summary="Get an article (latest version)",
+    role=Role.READER,
+    responses={200: ("The article", article_schema)},
+    response_headers={200: ETAG_RESPONSE_HEADER},
+)
+def get_article(actor: Actor, article_id: uuid.UUID) -> Response:
+    """The ETag names the latest version; send it back in If-Match to revise."""
+    return article_response(articles.get_with_latest(db.session, article_id))
+
+
+@route(
+    bp,
+    "PATCH",
+    "/articles/<uuid:article_id>",
+    summary="Revise an article (new version)",
+    role=Role.WRITER,
+    body=ArticleUpdateSchema(),
+    headers=[IF_MATCH_HEADER],
+    responses={200: ("The article with its new version", article_schema)},
+    errors=(409, 412, 428),
+    response_headers={200: ETAG_RESPONSE_HEADER},
+)
+def update_article(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) -> Response:
+    """Requires If-Match: missing -> 428, stale -> 412 with the current version."""
+    expected = if_match_versions()
+    message = body.pop("message", None)
+    item = articles.update(
+        db.session, actor, article_id, body, expected_versions=expected, message=message
+    )
+    commit()
+    return article_response(item)

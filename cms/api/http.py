@@ -1,0 +1,217 @@
+"""The HTTP plumbing every endpoint shares: routing, auth, parsing, ETags.
+
+``route`` registers a view on a blueprint and records what the OpenAPI
+document needs (schemas, role, errors), so the spec cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+from marshmallow import Schema
+
+from cms.api.problems import ApiError
+from cms.extensions import db
+from cms.models import Role
+from cms.services import api_keys
+from cms.services.actors import Actor
+
+
+@dataclass
+class Operation:
+    """What the OpenAPI generator knows about one endpoint."""
+
+    method: str
+    rule: str
+    summary: str
+    tag: str
+    role: Role | None
+    body: Schema | None = None
+    query: Schema | None = None
+    responses: dict[int, tuple[str, Schema | None]] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    headers: tuple[dict[str, Any], ...] = ()
+    response_headers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    description: str | None = None
+
+
+def route(
+    bp: Blueprint,
+    method: str,
+    rule: str,
+    *,
+    summary: str,
+    role: Role | None,
+    responses: dict[int, tuple[str, Schema | None]],
+    body: Schema | None = None,
+    query: Schema | None = None,
+    errors: Iterable[int] = (),
+    headers: Iterable[dict[str, Any]] = (),
+    response_headers: dict[int, dict[str, Any]] | None = None,
+    description: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` for ``method rule``; it receives ``actor``, path args, ``body``, ``query``."""
+    implied: set[int] = set(errors)
+    if role is not None:
+        implied |= {401, 403}
+    if body is not None:
+        implied |= {400, 413, 415, 422}
+    if query is not None:
+        implied |= {400, 422}
+    if "<" in rule:
+        implied.add(404)
+    implied.add(503)
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        op = Operation(
+            method=method.lower(),
+            rule=rule,
+            summary=summary,
+            tag=bp.name,
+            role=role,
+            body=body,
+            query=query,
+            responses=responses,
+            errors=tuple(sorted(implied)),
+            headers=tuple(headers),
+            response_headers=response_headers or {},
+            description=description or fn.__doc__,
+        )
+
+        @functools.wraps(fn)
+        def view(**path_args: Any) -> Any:
+            kwargs: dict[str, Any] = dict(path_args)
+            kwargs["actor"] = authenticate(role) if role is not None else None
+            if query is not None:
+                kwargs["query"] = parse_query(query)
+            if body is not None:
+                kwargs["body"] = parse_body(body)
+            return fn(**kwargs)
+
+        view.__operation__ = op  # type: ignore[attr-defined]
+        bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
+        return view
+
+    return decorator
+
+
+def authenticate(required: Role) -> Actor:
+    """The caller's actor; 401 without a valid key, 403 when its role is too low."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "Authentication required",
+            "Send 'Authorization: Bearer <API key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="cms"'},
+        )
+    actor = api_keys.authenticate(db.session, token.strip())
+    if actor is None:
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "Invalid API key",
+            "The API key is unknown or has been revoked.",
+            headers={"WWW-Authenticate": 'Bearer realm="cms", error="invalid_token"'},
+        )
+    if not actor.can(required):
+        raise ApiError(
+            403,
+            "forbidden",
+            "Not allowed for this role",
+            f"This operation needs the '{required}' role; your key has '{actor.role}'.",
+            required_role=str(required),
+            role=str(actor.role),
+        )
+    g.actor = actor
+    return actor
+
+
+def parse_body(schema: Schema) -> dict[str, Any]:
+    """Load a JSON object body with ``schema`` (raises ValidationError -> 422)."""
+    if not request.is_json:
+        raise ApiError(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
+    payload = request.get_json(silent=True)
+    if payload is None and request.get_data(cache=True):
+        raise ApiError(
+            400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."
+        )
+    if payload is None:
+        payload = {}
+    g.raw_body = payload
+    return schema.load(payload)
+
+
+def parse_query(schema: Schema) -> dict[str, Any]:
+    return schema.load(request.args.to_dict(flat=True))
+
+
+def commit() -> None:
+    """End the request's unit of work: the one commit of a mutating request."""
+    db.session.commit()
+
+
+def respond(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify(payload)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+_ETAG = re.compile(r'^\s*"v(\d{1,10})"\s*$')
+
+
+def if_match_versions() -> set[int]:
+    """Versions named by ``If-Match``; 428 when the header is missing.
+
+    Weak or foreign ETags never match (RFC 9110 strong comparison), which the
+    service then reports as 412 with the current version.
+    """
+    header = request.headers.get("If-Match")
+    if header is None or not header.strip():
+        raise ApiError(
+            428,
+            "precondition-required",
+            "If-Match required",
+            "Send 'If-Match' with the ETag of the version you edited (from GET).",
+        )
+    if header.strip() == "*":
+        raise ApiError(
+            428,
+            "precondition-required",
+            "If-Match required",
+            "'If-Match: *' would overwrite blindly; send the ETag of the version you edited.",
+        )
+    versions: set[int] = set()
+    for part in header.split(","):
+        match = _ETAG.match(part)
+        if match:
+            versions.add(int(match.group(1)))
+    return versions
+
+
+IF_MATCH_HEADER = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "description": 'ETag of the version you edited, e.g. `"v3"`.',
+    "schema": {"type": "string"},
+}
+ETAG_RESPONSE_HEADER = {"ETag": {"description": "Latest version", "schema": {"type": "string"}}}

@@ -1,0 +1,65 @@
+"""Settings read from ``CMS_*`` environment variables.
+
+Every setting has a default that makes ``make run`` work on a laptop: an
+embedded SQLite file under ``./var/``. Tests pass overrides to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PREFIX = "CMS_"
+
+
+def _default_database_url() -> str:
+    var = Path(os.environ.get("CMS_VAR_DIR", "var")).resolve()
+    return f"sqlite:///{var / 'cms.sqlite3'}"
+
+
+def _int(value: str | int) -> int:
+    return int(value)
+
+
+# name -> (default, converter); the name is the Flask config key and, with the
+# prefix, the environment variable.
+SETTINGS: dict[str, tuple[Any, Any]] = {
+    "CMS_DATABASE_URL": (None, str),
+    "CMS_SECRET_KEY": (None, str),
+    "CMS_PORT": (8000, _int),
+    "CMS_MAX_BODY_BYTES": (2 * 1024 * 1024, _int),
+    "CMS_PAGE_SIZE_DEFAULT": (20, _int),
+    "CMS_PAGE_SIZE_MAX": (100, _int),
+    "CMS_SQL_ECHO": (False, lambda v: str(v).lower() in {"1", "true", "yes"}),
+}
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge defaults, the environment and explicit overrides (highest wins)."""
+    env = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for name, (default, convert) in SETTINGS.items():
+        value = env.get(name)
+        config[name] = convert(value) if value not in (None, "") else default
+    if overrides:
+        config.update(overrides)
+    if not config["CMS_DATABASE_URL"]:
+        config["CMS_DATABASE_URL"] = _default_database_url()
+    config["CMS_DATABASE_URL"] = normalise_database_url(config["CMS_DATABASE_URL"])
+    if not config["CMS_SECRET_KEY"]:
+        # A per-process random key is safe: nothing we sign outlives the process yet.
+        config["CMS_SECRET_KEY"] = secrets.token_urlsafe(32)
+    return config
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for ``postgres://`` and ``postgresql://`` URLs."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url

@@ -1,0 +1,1 @@
+"""Outbox: events recorded in the caller's transaction."""

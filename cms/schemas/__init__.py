@@ -1,0 +1,1 @@
+"""Marshmallow schemas: the public contract. Unknown fields are rejected."""

@@ -1,0 +1,84 @@
+"""API keys: generated here, shown once, stored as SHA-256, revoked softly."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cms.clock import utcnow
+from cms.models import ApiKey, Role
+from cms.services.actors import Actor
+from cms.services.errors import Conflict, NotFound
+
+KEY_PREFIX = "cms_"
+DISPLAY_PREFIX_LENGTH = (
+    12  # "cms_" + 8 characters: enough to tell keys apart, useless to an attacker
+)
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create(session: Session, *, name: str, role: Role) -> tuple[ApiKey, str]:
+    """A new key; returns the row and the raw key, which is never stored."""
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        id=uuid.uuid4(),
+        name=name,
+        role=str(role),
+        prefix=raw[:DISPLAY_PREFIX_LENGTH],
+        key_hash=hash_key(raw),
+        created_at=utcnow(),
+    )
+    session.add(key)
+    return key, raw
+
+
+def authenticate(session: Session, raw: str) -> Actor | None:
+    """The actor for a presented key, or ``None`` when unknown or revoked."""
+    if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+        return None
+    row = session.execute(
+        select(ApiKey.id, ApiKey.name, ApiKey.role).where(
+            ApiKey.key_hash == hash_key(raw), ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None:
+        return None
+    return Actor(key_id=row.id, name=row.name, role=Role(row.role))
+
+
+def page(
+    session: Session, *, limit: int, after: uuid.UUID | None, include_revoked: bool = False
+) -> tuple[list[ApiKey], uuid.UUID | None]:
+    stmt = select(ApiKey)
+    if not include_revoked:
+        stmt = stmt.where(ApiKey.revoked_at.is_(None))
+    if after is not None:
+        stmt = stmt.where(ApiKey.id > after)
+    rows = list(session.scalars(stmt.order_by(ApiKey.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def revoke(session: Session, actor: Actor, key_id: uuid.UUID) -> ApiKey:
+    """Revoke a key; refuses to revoke the last active admin key (no lock-out)."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        raise NotFound(f"No active API key with id {key_id}.")
+    if key.role == Role.ADMIN:
+        admins = session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None))
+        )
+        if admins == 1:
+            raise Conflict("This is the last active admin key; create another admin key first.")
+    key.revoked_at = utcnow()
+    return key

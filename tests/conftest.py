@@ -1,0 +1,152 @@
+"""Fixtures: apps on real SQLite and real PostgreSQL, a savepoint per test.
+
+Every database test runs on both backends (``[sqlite]`` / ``[postgresql]``).
+The ``client`` fixture wraps each test in one outer transaction that is rolled
+back afterwards; the application's own commits become savepoint releases.
+Tests that need real commits across connections use ``committed_app``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from flask_sqlalchemy.session import _app_ctx_id
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from cms import create_app
+from cms.clock import set_clock
+from cms.extensions import db
+from cms.models import Role
+from cms.services import api_keys
+from tests.dbs import DatabaseFactory, require_postgres
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def make_app(url: str, **overrides: Any) -> Flask:
+    return create_app({"CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "test", **overrides})
+
+
+def migrate(app: Flask) -> None:
+    with app.app_context():
+        upgrade()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        require_postgres()
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def databases(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(backend, tmp_path_factory.mktemp(f"db-{backend}"))
+    template_url = factory.fresh_url()
+    template_app = make_app(template_url)
+    migrate(template_app)
+    with template_app.app_context():
+        db.engine.dispose()
+    factory.set_template(template_url)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def app(databases: DatabaseFactory) -> Iterator[Flask]:
+    application = make_app(databases.copy_url())
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Any]:
+    """Bind the app's session to one connection whose transaction is rolled back."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        db.session = scoped_session(
+            sessionmaker(
+                bind=connection,
+                join_transaction_mode="create_savepoint",
+                expire_on_commit=False,
+            ),
+            scopefunc=_app_ctx_id,
+        )
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app: Flask, db_session: Any) -> FlaskClient:
+    return app.test_client()
+
+
+class Keys:
+    """One API key per role, created inside the test's transaction."""
+
+    def __init__(self, app: Flask) -> None:
+        self.raw: dict[Role, str] = {}
+        with app.app_context():
+            for role in Role:
+                _key, raw = api_keys.create(db.session, name=f"{role} tester", role=role)
+                self.raw[role] = raw
+            db.session.commit()
+
+    def auth(self, role: Role | str = Role.ADMIN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.raw[Role(role)]}"}
+
+
+@pytest.fixture
+def keys(app: Flask, db_session: Any) -> Keys:
+    return Keys(app)
+
+
+@pytest.fixture
+def committed_app(databases: DatabaseFactory) -> Iterator[Flask]:
+    """An app on its own fresh database, with real commits (concurrency tests)."""
+    application = make_app(databases.copy_url())
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> Iterator[FakeClock]:
+    fake = FakeClock(datetime(2024, 11, 7, 20, 50, tzinfo=UTC))
+    set_clock(fake)
+    yield fake
+    set_clock(None)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests talk to loopback only.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")

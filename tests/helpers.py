@@ -1,0 +1,47 @@
+"""Small test helpers: the seed story and API shortcuts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from cms.services.seed import parse_wire_story
+
+# shared/ sits beside the repository (also in CI's fresh clone).
+SEED_PATH = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-article.txt"
+
+
+def seed_fields() -> dict[str, Any]:
+    """The seed story as article fields, completed with the fields the file lacks."""
+    story = parse_wire_story(SEED_PATH.read_text(encoding="utf-8"),
+                             image_url="https://cdn.example.org/2024/11/putin-valdai.jpg")
+    fields = dict(story.fields)
+    fields.update(
+        dateline="SOCHI, Russia",
+        tags=["Russia", "United States", "Vladimir Putin", "Donald Trump"],
+        lead_image={**fields["lead_image"], "credit": "Reuters", "alt_text": "Vladimir Putin at the Valdai forum"},
+        editor_note="Wire copy: BTA with Reuters and AFP; check quotes against Valdai transcript.",
+    )
+    return fields
+
+
+def create(client: FlaskClient, auth: dict[str, str], **fields: Any) -> dict[str, Any]:
+    body = {"headline": "A headline", "body": "<p>Text</p>", **fields}
+    r = client.post("/api/v1/articles", json=body, headers=auth)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def patch(client: FlaskClient, auth: dict[str, str], article: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    r = client.patch(
+        f"/api/v1/articles/{article['id']}", json=fields,
+        headers={**auth, "If-Match": f'"v{article["version"]}"'},
+    )
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def post(client: FlaskClient, auth: dict[str, str], article_id: str, action: str, **body: Any):
+    return client.post(f"/api/v1/articles/{article_id}/{action}", json=body, headers=auth)

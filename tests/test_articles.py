@@ -1,0 +1,233 @@
+"""Creating, reading, revising and listing articles over the HTTP API."""
+
+from __future__ import annotations
+
+import pytest
+
+from cms.models import Role
+from tests.helpers import create, patch, seed_fields
+
+
+def test_seed_story_round_trips_field_for_field(client, keys):
+    fields = seed_fields()
+    r = client.post("/api/v1/articles", json={**fields, "message": "Imported from wire"},
+                    headers=keys.auth(Role.WRITER))
+    assert r.status_code == 201
+    created = r.get_json()
+    assert r.headers["ETag"] == '"v1"'
+    assert r.headers["Location"] == f"/api/v1/articles/{created['id']}"
+
+    fetched = client.get(f"/api/v1/articles/{created['id']}", headers=keys.auth(Role.READER))
+    assert fetched.status_code == 200
+    article = fetched.get_json()
+    for name, value in fields.items():
+        assert article[name] == value, name
+    assert article["slug"] == (
+        "putin-congratulated-trump-on-the-victory-russia-is-ready-to-resume-relations-with-the-us"
+    )
+    assert article["credits"] == ["BTA", "Reuters", "AFP"]
+    assert article["section"] == "Last news" and article["byline"] == "Fakti"
+    assert '"I would like to congratulate him on his election as president," Putin said' in article["body"]
+    assert article["state"] == "draft" and article["version"] == 1
+    assert article["published_version"] is None and article["first_published_at"] is None
+    assert article["updated_by"] == "writer tester"
+
+
+def test_bulgarian_headline_gets_transliterated_slug(client, keys):
+    article = create(client, keys.auth(Role.WRITER),
+                     headline="Путин поздрави Тръмп за победата", language="bg")
+    assert article["slug"] == "putin-pozdravi-trmp-za-pobedata"
+    assert article["language"] == "bg"
+
+
+def test_slugs_are_unique_and_explicit_conflicts_are_409(client, keys):
+    auth = keys.auth(Role.WRITER)
+    first = create(client, auth, headline="Same headline")
+    second = create(client, auth, headline="Same headline")
+    third = create(client, auth, headline="Same headline")
+    assert [first["slug"], second["slug"], third["slug"]] == [
+        "same-headline", "same-headline-2", "same-headline-3"]
+    r = client.post("/api/v1/articles", json={"headline": "x", "slug": "same-headline"}, headers=auth)
+    assert r.status_code == 409
+    assert r.headers["Content-Type"] == "application/problem+json"
+    r = client.patch(f"/api/v1/articles/{third['id']}", json={"slug": "same-headline"},
+                     headers={**auth, "If-Match": '"v1"'})
+    assert r.status_code == 409
+
+
+def test_headline_without_letters_still_gets_a_slug(client, keys):
+    assert create(client, keys.auth(), headline="!!!")["slug"] == "article"
+
+
+def test_body_is_sanitised(client, keys):
+    dirty = (
+        '<p onclick="steal()">Hello <script>alert(1)</script><b>world</b></p>'
+        '<a href="javascript:alert(1)">x</a><img src="https://e.org/i.jpg" onerror="x()">'
+        '<iframe src="https://evil.example"></iframe><style>p{}</style>'
+        '<a href="https://e.org/">ok</a>'
+    )
+    body = create(client, keys.auth(), body=dirty)["body"]
+    for bad in ("script", "onclick", "onerror", "javascript:", "iframe", "style", "alert"):
+        assert bad not in body
+    assert "<b>world</b>" in body
+    assert '<a href="https://e.org/" rel="noopener noreferrer">ok</a>' in body
+    assert '<img src="https://e.org/i.jpg">' in body
+
+
+def test_revision_requires_if_match(client, keys):
+    auth = keys.auth(Role.WRITER)
+    article = create(client, auth)
+    url = f"/api/v1/articles/{article['id']}"
+    r = client.patch(url, json={"headline": "No precondition"}, headers=auth)
+    assert r.status_code == 428
+    assert r.get_json()["type"].endswith("precondition-required")
+    r = client.patch(url, json={"headline": "Blind"}, headers={**auth, "If-Match": "*"})
+    assert r.status_code == 428
+    assert client.get(url, headers=auth).get_json()["version"] == 1
+
+
+def test_two_editors_cannot_overwrite_each_other(client, keys):
+    auth = keys.auth(Role.EDITOR)
+    article = create(client, auth, headline="Original")
+    url = f"/api/v1/articles/{article['id']}"
+    etag = client.get(url, headers=auth).headers["ETag"]
+    # Editor A saves first.
+    r = client.patch(url, json={"headline": "A's headline"}, headers={**auth, "If-Match": etag})
+    assert r.status_code == 200 and r.headers["ETag"] == '"v2"'
+    # Editor B still holds v1: refused, told the current version, nothing written.
+    r = client.patch(url, json={"headline": "B's headline"}, headers={**auth, "If-Match": etag})
+    assert r.status_code == 412
+    problem = r.get_json()
+    assert problem["current_version"] == 2 and problem["current_etag"] == '"v2"'
+    current = client.get(url, headers=auth).get_json()
+    assert current["headline"] == "A's headline" and current["version"] == 2
+    # Weak or garbage ETags never match.
+    for tag in ('W/"v2"', "v2", '"2"'):
+        assert client.patch(url, json={"headline": "x"}, headers={**auth, "If-Match": tag}).status_code == 412
+
+
+def test_patch_changes_only_given_fields_and_records_message(client, keys):
+    auth = keys.auth(Role.WRITER)
+    article = create(client, auth, headline="H", standfirst="S", tags=["a"], credits=["BTA"])
+    updated = patch(client, auth, article, standfirst=None, tags=["a", "b"], message="Add tag")
+    assert updated["headline"] == "H" and updated["standfirst"] is None
+    assert updated["tags"] == ["a", "b"] and updated["credits"] == ["BTA"]
+    assert updated["version"] == 2
+    v2 = client.get(f"/api/v1/articles/{article['id']}/versions/2", headers=auth).get_json()
+    assert v2["message"] == "Add tag" and v2["created_by"] == "writer tester"
+
+
+def test_idempotent_create_returns_same_article(client, keys):
+    auth = {**keys.auth(Role.WRITER), "Idempotency-Key": "req-7f1c"}
+    body = {"headline": "Once only", "body": "<p>x</p>"}
+    first = client.post("/api/v1/articles", json=body, headers=auth)
+    again = client.post("/api/v1/articles", json=dict(reversed(body.items())), headers=auth)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.get_json()["id"] == again.get_json()["id"]
+    listing = client.get("/api/v1/articles", headers=auth).get_json()["items"]
+    assert [a["headline"] for a in listing].count("Once only") == 1
+    # Same key, different body: refused, nothing created.
+    r = client.post("/api/v1/articles", json={"headline": "Different"}, headers=auth)
+    assert r.status_code == 422
+    assert r.get_json()["type"].endswith("idempotency-key-reused")
+    listing = client.get("/api/v1/articles", headers=auth).get_json()["items"]
+    assert "Different" not in [a["headline"] for a in listing]
+    # Keys are per API key: another caller's same key is independent.
+    other = client.post("/api/v1/articles", json=body,
+                        headers={**keys.auth(Role.EDITOR), "Idempotency-Key": "req-7f1c"})
+    assert other.status_code == 201 and other.get_json()["id"] != first.get_json()["id"]
+
+
+def test_invalid_idempotency_key_is_400(client, keys):
+    r = client.post("/api/v1/articles", json={"headline": "x"},
+                    headers={**keys.auth(), "Idempotency-Key": "x" * 256})
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "headline"),
+        ({"headline": ""}, "headline"),
+        ({"headline": "   "}, "headline"),
+        ({"headline": "x" * 301}, "headline"),
+        ({"headline": "ok", "unknown": 1}, "unknown"),
+        ({"headline": "ok", "body": "x" * (2 * 1024 * 1024 + 1)}, "body"),
+        ({"headline": "ok", "tags": "not-a-list"}, "tags"),
+        ({"headline": "ok", "tags": [""]}, "tags.0"),
+        ({"headline": "ok", "language": "english language"}, "language"),
+        ({"headline": "ok", "slug": "Not A Slug"}, "slug"),
+        ({"headline": "ok", "lead_image": {"caption": "no url"}}, "lead_image.url"),
+        ({"headline": "ok", "lead_image": {"url": "javascript:alert(1)"}}, "lead_image.url"),
+        ({"headline": "ok\x00"}, "headline"),
+        ({"headline": "ok", "credits": ["x"] * 21}, "credits"),
+    ],
+)
+def test_bad_input_is_422_listing_the_field_and_changes_nothing(client, keys, body, field):
+    auth = keys.auth()
+    r = client.post("/api/v1/articles", json=body, headers=auth)
+    assert r.status_code == 422, r.get_json()
+    problem = r.get_json()
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert problem["status"] == 422 and problem["title"]
+    assert field in [e["field"] for e in problem["errors"]]
+    assert client.get("/api/v1/articles", headers=auth).get_json()["items"] == []
+
+
+def test_malformed_requests_get_clear_4xx(client, keys):
+    auth = keys.auth()
+    r = client.post("/api/v1/articles", data="{not json", content_type="application/json", headers=auth)
+    assert r.status_code == 400
+    r = client.post("/api/v1/articles", data="headline=x", content_type="text/plain", headers=auth)
+    assert r.status_code == 415
+    r = client.post("/api/v1/articles", json=["a list"], headers=auth)
+    assert r.status_code == 422
+    r = client.get("/api/v1/articles/not-a-uuid", headers=auth)
+    assert r.status_code == 404 and r.headers["Content-Type"] == "application/problem+json"
+    r = client.get("/api/v1/articles/00000000-0000-0000-0000-000000000000", headers=auth)
+    assert r.status_code == 404
+    r = client.delete("/api/v1/articles", headers=auth)
+    assert r.status_code == 405 and "GET" in r.headers["Allow"]
+    r = client.post("/api/v1/articles", data=b"x" * (5 * 1024 * 1024), content_type="application/json",
+                    headers=auth)
+    assert r.status_code == 413
+
+
+def test_list_filters_and_cursor_pagination(client, keys, clock):
+    auth = keys.auth(Role.EDITOR)
+    made = []
+    for i in range(5):
+        clock.advance(minutes=1)
+        made.append(create(client, auth, headline=f"Story {i}", section="world" if i % 2 else "sport",
+                           tags=["elections"] if i < 2 else ["economy"]))
+    since = clock.now
+    clock.advance(minutes=1)
+    client.post(f"/api/v1/articles/{made[0]['id']}/publish", json={}, headers=auth)
+
+    def headlines(query: str) -> list[str]:
+        r = client.get(f"/api/v1/articles?{query}", headers=auth)
+        assert r.status_code == 200, r.get_json()
+        return [a["headline"] for a in r.get_json()["items"]]
+
+    assert headlines("") == ["Story 0", "Story 4", "Story 3", "Story 2", "Story 1"]
+    assert headlines("state=published") == ["Story 0"]
+    assert headlines("section=world") == ["Story 3", "Story 1"]
+    assert headlines("tag=elections") == ["Story 0", "Story 1"]
+    assert headlines(f"updated_since={since.isoformat().replace('+00:00', 'Z')}") == ["Story 0", "Story 4"]
+
+    seen, cursor = [], None
+    while True:
+        r = client.get("/api/v1/articles?limit=2" + (f"&cursor={cursor}" if cursor else ""), headers=auth)
+        page = r.get_json()
+        seen += [a["headline"] for a in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["Story 0", "Story 4", "Story 3", "Story 2", "Story 1"]
+
+    for bad in ("cursor=garbage", "limit=0", "limit=101", "state=bogus", "updated_since=yesterday",
+                "updated_since=2024-11-07T10:00:00", "nonsense=1"):
+        r = client.get(f"/api/v1/articles?{bad}", headers=auth)
+        assert r.status_code in (400, 422), bad
+        assert r.headers["Content-Type"] == "application/problem+json"

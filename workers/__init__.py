@@ -1,0 +1,1 @@
+"""Celery app (``celery -A workers worker``). Webhook delivery arrives with the next issue."""
