@@ -15,13 +15,19 @@ SEED_PATH = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-
 
 def seed_fields() -> dict[str, Any]:
     """The seed story as article fields, completed with the fields the file lacks."""
-    story = parse_wire_story(SEED_PATH.read_text(encoding="utf-8"),
-                             image_url="https://cdn.example.org/2024/11/putin-valdai.jpg")
+    story = parse_wire_story(
+        SEED_PATH.read_text(encoding="utf-8"),
+        image_url="https://cdn.example.org/2024/11/putin-valdai.jpg",
+    )
     fields = dict(story.fields)
     fields.update(
         dateline="SOCHI, Russia",
         tags=["Russia", "United States", "Vladimir Putin", "Donald Trump"],
-        lead_image={**fields["lead_image"], "credit": "Reuters", "alt_text": "Vladimir Putin at the Valdai forum"},
+        lead_image={
+            **fields["lead_image"],
+            "credit": "Reuters",
+            "alt_text": "Vladimir Putin at the Valdai forum",
+        },
         editor_note="Wire copy: BTA with Reuters and AFP; check quotes against Valdai transcript.",
     )
     return fields
@@ -34,9 +40,12 @@ def create(client: FlaskClient, auth: dict[str, str], **fields: Any) -> dict[str
     return r.get_json()
 
 
-def patch(client: FlaskClient, auth: dict[str, str], article: dict[str, Any], **fields: Any) -> dict[str, Any]:
+def patch(
+    client: FlaskClient, auth: dict[str, str], article: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
     r = client.patch(
-        f"/api/v1/articles/{article['id']}", json=fields,
+        f"/api/v1/articles/{article['id']}",
+        json=fields,
         headers={**auth, "If-Match": f'"v{article["version"]}"'},
     )
     assert r.status_code == 200, r.get_json()

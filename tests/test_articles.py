@@ -10,8 +10,11 @@ from tests.helpers import create, patch, seed_fields
 
 def test_seed_story_round_trips_field_for_field(client, keys):
     fields = seed_fields()
-    r = client.post("/api/v1/articles", json={**fields, "message": "Imported from wire"},
-                    headers=keys.auth(Role.WRITER))
+    r = client.post(
+        "/api/v1/articles",
+        json={**fields, "message": "Imported from wire"},
+        headers=keys.auth(Role.WRITER),
+    )
     assert r.status_code == 201
     created = r.get_json()
     assert r.headers["ETag"] == '"v1"'
@@ -27,15 +30,19 @@ def test_seed_story_round_trips_field_for_field(client, keys):
     )
     assert article["credits"] == ["BTA", "Reuters", "AFP"]
     assert article["section"] == "Last news" and article["byline"] == "Fakti"
-    assert '"I would like to congratulate him on his election as president," Putin said' in article["body"]
+    assert (
+        '"I would like to congratulate him on his election as president," Putin said'
+        in article["body"]
+    )
     assert article["state"] == "draft" and article["version"] == 1
     assert article["published_version"] is None and article["first_published_at"] is None
     assert article["updated_by"] == "writer tester"
 
 
 def test_bulgarian_headline_gets_transliterated_slug(client, keys):
-    article = create(client, keys.auth(Role.WRITER),
-                     headline="Путин поздрави Тръмп за победата", language="bg")
+    article = create(
+        client, keys.auth(Role.WRITER), headline="Путин поздрави Тръмп за победата", language="bg"
+    )
     assert article["slug"] == "putin-pozdravi-trmp-za-pobedata"
     assert article["language"] == "bg"
 
@@ -46,12 +53,20 @@ def test_slugs_are_unique_and_explicit_conflicts_are_409(client, keys):
     second = create(client, auth, headline="Same headline")
     third = create(client, auth, headline="Same headline")
     assert [first["slug"], second["slug"], third["slug"]] == [
-        "same-headline", "same-headline-2", "same-headline-3"]
-    r = client.post("/api/v1/articles", json={"headline": "x", "slug": "same-headline"}, headers=auth)
+        "same-headline",
+        "same-headline-2",
+        "same-headline-3",
+    ]
+    r = client.post(
+        "/api/v1/articles", json={"headline": "x", "slug": "same-headline"}, headers=auth
+    )
     assert r.status_code == 409
     assert r.headers["Content-Type"] == "application/problem+json"
-    r = client.patch(f"/api/v1/articles/{third['id']}", json={"slug": "same-headline"},
-                     headers={**auth, "If-Match": '"v1"'})
+    r = client.patch(
+        f"/api/v1/articles/{third['id']}",
+        json={"slug": "same-headline"},
+        headers={**auth, "If-Match": '"v1"'},
+    )
     assert r.status_code == 409
 
 
@@ -103,7 +118,10 @@ def test_two_editors_cannot_overwrite_each_other(client, keys):
     assert current["headline"] == "A's headline" and current["version"] == 2
     # Weak or garbage ETags never match.
     for tag in ('W/"v2"', "v2", '"2"'):
-        assert client.patch(url, json={"headline": "x"}, headers={**auth, "If-Match": tag}).status_code == 412
+        assert (
+            client.patch(url, json={"headline": "x"}, headers={**auth, "If-Match": tag}).status_code
+            == 412
+        )
 
 
 def test_patch_changes_only_given_fields_and_records_message(client, keys):
@@ -134,14 +152,20 @@ def test_idempotent_create_returns_same_article(client, keys):
     listing = client.get("/api/v1/articles", headers=auth).get_json()["items"]
     assert "Different" not in [a["headline"] for a in listing]
     # Keys are per API key: another caller's same key is independent.
-    other = client.post("/api/v1/articles", json=body,
-                        headers={**keys.auth(Role.EDITOR), "Idempotency-Key": "req-7f1c"})
+    other = client.post(
+        "/api/v1/articles",
+        json=body,
+        headers={**keys.auth(Role.EDITOR), "Idempotency-Key": "req-7f1c"},
+    )
     assert other.status_code == 201 and other.get_json()["id"] != first.get_json()["id"]
 
 
 def test_invalid_idempotency_key_is_400(client, keys):
-    r = client.post("/api/v1/articles", json={"headline": "x"},
-                    headers={**keys.auth(), "Idempotency-Key": "x" * 256})
+    r = client.post(
+        "/api/v1/articles",
+        json={"headline": "x"},
+        headers={**keys.auth(), "Idempotency-Key": "x" * 256},
+    )
     assert r.status_code == 400
 
 
@@ -177,7 +201,9 @@ def test_bad_input_is_422_listing_the_field_and_changes_nothing(client, keys, bo
 
 def test_malformed_requests_get_clear_4xx(client, keys):
     auth = keys.auth()
-    r = client.post("/api/v1/articles", data="{not json", content_type="application/json", headers=auth)
+    r = client.post(
+        "/api/v1/articles", data="{not json", content_type="application/json", headers=auth
+    )
     assert r.status_code == 400
     r = client.post("/api/v1/articles", data="headline=x", content_type="text/plain", headers=auth)
     assert r.status_code == 415
@@ -189,8 +215,12 @@ def test_malformed_requests_get_clear_4xx(client, keys):
     assert r.status_code == 404
     r = client.delete("/api/v1/articles", headers=auth)
     assert r.status_code == 405 and "GET" in r.headers["Allow"]
-    r = client.post("/api/v1/articles", data=b"x" * (5 * 1024 * 1024), content_type="application/json",
-                    headers=auth)
+    r = client.post(
+        "/api/v1/articles",
+        data=b"x" * (5 * 1024 * 1024),
+        content_type="application/json",
+        headers=auth,
+    )
     assert r.status_code == 413
 
 
@@ -199,8 +229,15 @@ def test_list_filters_and_cursor_pagination(client, keys, clock):
     made = []
     for i in range(5):
         clock.advance(minutes=1)
-        made.append(create(client, auth, headline=f"Story {i}", section="world" if i % 2 else "sport",
-                           tags=["elections"] if i < 2 else ["economy"]))
+        made.append(
+            create(
+                client,
+                auth,
+                headline=f"Story {i}",
+                section="world" if i % 2 else "sport",
+                tags=["elections"] if i < 2 else ["economy"],
+            )
+        )
     since = clock.now
     clock.advance(minutes=1)
     client.post(f"/api/v1/articles/{made[0]['id']}/publish", json={}, headers=auth)
@@ -214,11 +251,16 @@ def test_list_filters_and_cursor_pagination(client, keys, clock):
     assert headlines("state=published") == ["Story 0"]
     assert headlines("section=world") == ["Story 3", "Story 1"]
     assert headlines("tag=elections") == ["Story 0", "Story 1"]
-    assert headlines(f"updated_since={since.isoformat().replace('+00:00', 'Z')}") == ["Story 0", "Story 4"]
+    assert headlines(f"updated_since={since.isoformat().replace('+00:00', 'Z')}") == [
+        "Story 0",
+        "Story 4",
+    ]
 
     seen, cursor = [], None
     while True:
-        r = client.get("/api/v1/articles?limit=2" + (f"&cursor={cursor}" if cursor else ""), headers=auth)
+        r = client.get(
+            "/api/v1/articles?limit=2" + (f"&cursor={cursor}" if cursor else ""), headers=auth
+        )
         page = r.get_json()
         seen += [a["headline"] for a in page["items"]]
         cursor = page["next_cursor"]
@@ -226,8 +268,15 @@ def test_list_filters_and_cursor_pagination(client, keys, clock):
             break
     assert seen == ["Story 0", "Story 4", "Story 3", "Story 2", "Story 1"]
 
-    for bad in ("cursor=garbage", "limit=0", "limit=101", "state=bogus", "updated_since=yesterday",
-                "updated_since=2024-11-07T10:00:00", "nonsense=1"):
+    for bad in (
+        "cursor=garbage",
+        "limit=0",
+        "limit=101",
+        "state=bogus",
+        "updated_since=yesterday",
+        "updated_since=2024-11-07T10:00:00",
+        "nonsense=1",
+    ):
         r = client.get(f"/api/v1/articles?{bad}", headers=auth)
         assert r.status_code in (400, 422), bad
         assert r.headers["Content-Type"] == "application/problem+json"
