@@ -30,10 +30,7 @@ def test_seed_story_round_trips_field_for_field(client, keys):
     )
     assert article["credits"] == ["BTA", "Reuters", "AFP"]
     assert article["section"] == "Last news" and article["byline"] == "Fakti"
-    assert (
-        '"I would like to congratulate him on his election as president," Putin said'
-        in article["body"]
-    )
+    assert '"I would like to congratulate him on his election as president," Putin said' in article["body"]
     assert article["state"] == "draft" and article["version"] == 1
     assert article["published_version"] is None and article["first_published_at"] is None
     assert article["updated_by"] == "writer tester"
@@ -57,9 +54,7 @@ def test_slugs_are_unique_and_explicit_conflicts_are_409(client, keys):
         "same-headline-2",
         "same-headline-3",
     ]
-    r = client.post(
-        "/api/v1/articles", json={"headline": "x", "slug": "same-headline"}, headers=auth
-    )
+    r = client.post("/api/v1/articles", json={"headline": "x", "slug": "same-headline"}, headers=auth)
     assert r.status_code == 409
     assert r.headers["Content-Type"] == "application/problem+json"
     r = client.patch(
@@ -118,10 +113,7 @@ def test_two_editors_cannot_overwrite_each_other(client, keys):
     assert current["headline"] == "A's headline" and current["version"] == 2
     # Weak or garbage ETags never match.
     for tag in ('W/"v2"', "v2", '"2"'):
-        assert (
-            client.patch(url, json={"headline": "x"}, headers={**auth, "If-Match": tag}).status_code
-            == 412
-        )
+        assert client.patch(url, json={"headline": "x"}, headers={**auth, "If-Match": tag}).status_code == 412
 
 
 def test_patch_changes_only_given_fields_and_records_message(client, keys):
@@ -201,9 +193,7 @@ def test_bad_input_is_422_listing_the_field_and_changes_nothing(client, keys, bo
 
 def test_malformed_requests_get_clear_4xx(client, keys):
     auth = keys.auth()
-    r = client.post(
-        "/api/v1/articles", data="{not json", content_type="application/json", headers=auth
-    )
+    r = client.post("/api/v1/articles", data="{not json", content_type="application/json", headers=auth)
     assert r.status_code == 400
     r = client.post("/api/v1/articles", data="headline=x", content_type="text/plain", headers=auth)
     assert r.status_code == 415
@@ -258,9 +248,7 @@ def test_list_filters_and_cursor_pagination(client, keys, clock):
 
     seen, cursor = [], None
     while True:
-        r = client.get(
-            "/api/v1/articles?limit=2" + (f"&cursor={cursor}" if cursor else ""), headers=auth
-        )
+        r = client.get("/api/v1/articles?limit=2" + (f"&cursor={cursor}" if cursor else ""), headers=auth)
         page = r.get_json()
         seen += [a["headline"] for a in page["items"]]
         cursor = page["next_cursor"]
