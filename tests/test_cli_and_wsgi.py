@@ -1,0 +1,109 @@
+"""The `cms` console script and the WSGI entry point, run as real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, inspect
+
+from tests.dbs import DatabaseFactory
+
+BIN = Path(sys.executable).parent
+
+
+def _cms(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "cli-test"}
+    result = subprocess.run([str(BIN / "cms"), *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_on_an_empty_database_then_down_and_up_again(databases: DatabaseFactory):
+    url = databases.fresh_url()
+    _cms(url, "db", "upgrade")
+    assert {"articles", "article_versions", "api_keys", "outbox_events", "idempotency_keys"} <= _tables(url)
+    assert _cms(url, "db", "current").stdout.strip().endswith("(head)")
+    _cms(url, "db", "downgrade", "base")
+    assert _tables(url) <= {"alembic_version"}
+    _cms(url, "db", "upgrade")
+    assert "article_versions" in _tables(url)
+
+
+def test_create_api_key_prints_the_key_last(databases: DatabaseFactory):
+    url = databases.copy_url()
+    out = _cms(url, "create-api-key", "--role", "editor", "--name", "Night desk").stdout
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("cms_") and " " not in key
+    assert _cms(url, "create-api-key", "--role", "chief", check=False).returncode != 0
+    first = _cms(url, "ensure-admin-key").stdout.strip().splitlines()[-1]
+    assert first.startswith("cms_")
+    assert "already exists" in _cms(url, "ensure-admin-key").stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        try:
+            requests.get(url, timeout=5)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.1)
+    raise AssertionError("server did not start")
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "cms-run"])
+def test_served_over_real_http(databases: DatabaseFactory, server: str):
+    """gunicorn cms.wsgi:app (production) and `cms run` (development) serve the API."""
+    url = databases.copy_url()
+    key = _cms(url, "create-api-key", "--role", "editor").stdout.strip().splitlines()[-1]
+    port = _free_port()
+    env = {**os.environ, "CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "http-test", "CMS_PORT": str(port)}
+    cmd = (
+        [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "cms.wsgi:app"]
+        if server == "gunicorn"
+        else [str(BIN / "cms"), "run"]
+    )
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        _wait_for(base + "/openapi.json", proc)
+        auth = {"Authorization": f"Bearer {key}"}
+        r = requests.post(
+            base + "/articles",
+            json={"headline": "Над 40 000 души на протест в София", "language": "bg"},
+            headers=auth,
+            timeout=10,
+        )
+        assert r.status_code == 201
+        assert r.json()["slug"] == "nad-40-000-dushi-na-protest-v-sofiia"
+        r = requests.get(f"{base}/articles/{r.json()['id']}", headers=auth, timeout=10)
+        assert r.status_code == 200 and r.headers["ETag"] == '"v1"'
+        r = requests.get(base + "/articles", timeout=10)
+        assert r.status_code == 401 and r.headers["Content-Type"] == "application/problem+json"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
