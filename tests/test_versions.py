@@ -177,6 +177,6 @@ def test_latest_version_read_cost_is_independent_of_history(app, client, keys):
 
     one, many = statements_for(short), statements_for(long)
     assert one == many
-    version_reads = [s for s in many if "FROM article_versions" in s]
+    version_reads = [s for s in many if "article_versions" in s]
     assert len(version_reads) == 1
     assert "ORDER BY" not in version_reads[0].upper() and "MAX(" not in version_reads[0].upper()

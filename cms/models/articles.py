@@ -47,8 +47,9 @@ class Article(Base):
     first_published_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
 
+    # Loaded only when needed (lists use selectinload; reads take tags from the version).
     tags: Mapped[list[ArticleTag]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="ArticleTag.position"
+        cascade="all, delete-orphan", lazy="select", order_by="ArticleTag.position"
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from cms.clock import utcnow
 from cms.models import Article, ArticleState, ArticleTag, ArticleVersion, Role
@@ -57,9 +57,18 @@ def get(session: Session, article_id: uuid.UUID) -> Article:
 
 
 def get_with_latest(session: Session, article_id: uuid.UUID) -> ArticleWithVersion:
-    """The head row and its latest version: two primary-key lookups, whatever the history size."""
-    article = get(session, article_id)
-    return ArticleWithVersion(article, versions.get(session, article.id, article.current_version))
+    """The head row and its latest version in one primary-key join, whatever the history size."""
+    row = session.execute(
+        select(Article, ArticleVersion)
+        .join(
+            ArticleVersion,
+            (ArticleVersion.article_id == Article.id) & (ArticleVersion.number == Article.current_version),
+        )
+        .where(Article.id == article_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"No article with id {article_id}.")
+    return ArticleWithVersion(row[0], row[1])
 
 
 def lock(session: Session, article_id: uuid.UUID) -> Article:
@@ -279,7 +288,11 @@ def page(
         stmt = stmt.where(Article.updated_at >= filters.updated_since)
     if after is not None:
         stmt = stmt.where(tuple_(Article.updated_at, Article.id) < tuple_(*after))
-    stmt = stmt.order_by(Article.updated_at.desc(), Article.id.desc()).limit(limit + 1)
+    stmt = (
+        stmt.options(selectinload(Article.tags))
+        .order_by(Article.updated_at.desc(), Article.id.desc())
+        .limit(limit + 1)
+    )
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
