@@ -27,9 +27,7 @@ def create_api_key(role: str, name: str | None) -> None:
     """Create an API key and print it (last line). It is shown only once."""
     key, raw = api_keys.create(db.session, name=name or f"{role} key", role=Role(role))
     db.session.commit()
-    click.echo(
-        f"Created {role} key '{key.name}' (prefix {key.prefix}). Store it now; it is not shown again:"
-    )
+    click.echo(f"Created {role} key '{key.name}' (prefix {key.prefix}). Store it now; it is not shown again:")
     click.echo(raw)
 
 
@@ -45,9 +43,7 @@ def ensure_admin_key() -> None:
         return
     key, raw = api_keys.create(db.session, name="first admin", role=Role.ADMIN)
     db.session.commit()
-    click.echo(
-        f"First start: created admin key (prefix {key.prefix}). Store it now; it is not shown again:"
-    )
+    click.echo(f"First start: created admin key (prefix {key.prefix}). Store it now; it is not shown again:")
     click.echo(raw)
 
 

@@ -268,3 +268,38 @@ def test_list_filters_and_cursor_pagination(client, keys, clock):
         r = client.get(f"/api/v1/articles?{bad}", headers=auth)
         assert r.status_code in (400, 422), bad
         assert r.headers["Content-Type"] == "application/problem+json"
+
+
+def test_transitions_accept_an_empty_body_without_content_type(client, keys):
+    article = create(client, keys.auth())
+    r = client.post(f"/api/v1/articles/{article['id']}/publish", headers=keys.auth(Role.EDITOR))
+    assert r.status_code == 200, r.get_json()
+    r = client.post("/api/v1/articles", data="null", content_type="application/json", headers=keys.auth())
+    assert r.status_code == 422
+    r = client.post(
+        "/api/v1/articles", data=b"\xff\xfe", content_type="application/json", headers=keys.auth()
+    )
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"version": NaN}',
+        '{"version": 1e400}',
+        '{"version": 1e30}',
+        '{"version": 100000000000000000000000000000}',
+        '{"version": true}',
+        '{"version": "2"}',
+        '{"version": 1.5}',
+    ],
+)
+def test_odd_numbers_are_rejected_not_crashing(client, keys, raw):
+    article = create(client, keys.auth())
+    r = client.post(
+        f"/api/v1/articles/{article['id']}/publish",
+        data=raw,
+        content_type="application/json",
+        headers=keys.auth(Role.EDITOR),
+    )
+    assert 400 <= r.status_code < 500, (raw, r.get_json())

@@ -200,8 +200,6 @@ def update_article(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) ->
     """Requires If-Match: missing -> 428, stale -> 412 with the current version."""
     expected = if_match_versions()
     message = body.pop("message", None)
-    item = articles.update(
-        db.session, actor, article_id, body, expected_versions=expected, message=message
-    )
+    item = articles.update(db.session, actor, article_id, body, expected_versions=expected, message=message)
     commit()
     return article_response(item)

@@ -87,9 +87,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             operation["description"] = " ".join(op.description.split())
         if op.role is not None:
             operation["security"] = [{"bearer": []}]
-            operation["description"] = f"Role: `{op.role}` or higher. " + operation.get(
-                "description", ""
-            )
+            operation["description"] = f"Role: `{op.role}` or higher. " + operation.get("description", "")
         else:
             operation["security"] = []
         if op.query is not None:

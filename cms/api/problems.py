@@ -158,6 +158,4 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
-        return problem(
-            500, "Internal server error", "An unexpected error occurred.", code="internal"
-        )
+        return problem(500, "Internal server error", "An unexpected error occurred.", code="internal")

@@ -31,9 +31,7 @@ def _result(article: Article, event: OutboxEvent) -> Response:
     latest = versions.get(db.session, article.id, article.current_version)
     commit()
     return respond(
-        result_schema.dump(
-            {"article": article_view(ArticleWithVersion(article, latest)), "event": event}
-        )
+        result_schema.dump({"article": article_view(ArticleWithVersion(article, latest)), "event": event})
     )
 
 

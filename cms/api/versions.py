@@ -91,15 +91,11 @@ def diff_versions(actor: Actor, article_id: uuid.UUID, query: dict[str, Any]) ->
     role=Role.WRITER,
     body=RestoreSchema(),
     headers=[IF_MATCH_HEADER],
-    responses={
-        200: ("The article with the restored content as its latest version", article_schema)
-    },
+    responses={200: ("The article with the restored content as its latest version", article_schema)},
     errors=(409, 412, 428),
     response_headers={200: ETAG_RESPONSE_HEADER},
 )
-def restore_version(
-    actor: Actor, article_id: uuid.UUID, number: int, body: dict[str, Any]
-) -> Response:
+def restore_version(actor: Actor, article_id: uuid.UUID, number: int, body: dict[str, Any]) -> Response:
     """Writes version N+1 equal to the chosen one; nothing is deleted."""
     expected = if_match_versions()
     item = articles.restore(

@@ -53,13 +53,9 @@ class ArticleFieldsSchema(StrictSchema):
         allow_none=True,
         validate=[
             validate.Length(min=1, max=MAX_SLUG_LENGTH),
-            validate.Regexp(
-                SLUG_PATTERN, error="Lowercase letters, digits and single hyphens only."
-            ),
+            validate.Regexp(SLUG_PATTERN, error="Lowercase letters, digits and single hyphens only."),
         ],
-        metadata={
-            "description": "Unique; generated (transliterated) from the headline when absent."
-        },
+        metadata={"description": "Unique; generated (transliterated) from the headline when absent."},
     )
     lead_image = fields.Nested(LeadImageSchema, allow_none=True)
     credits = fields.List(
@@ -129,9 +125,7 @@ class _HeadOut(Schema):
 
 
 class ArticleSchema(_HeadOut, _ContentOut):
-    updated_by = fields.String(
-        required=True, metadata={"description": "Who saved the latest version."}
-    )
+    updated_by = fields.String(required=True, metadata={"description": "Who saved the latest version."})
 
 
 class ArticleSummarySchema(_HeadOut):

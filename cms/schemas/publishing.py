@@ -10,6 +10,7 @@ from cms.schemas.common import NonBlank, Str, StrictSchema
 
 class PublishSchema(StrictSchema):
     version = fields.Integer(
+        strict=True,
         validate=validate.Range(min=1, max=2**31 - 1),
         metadata={"description": "Version to publish; default the latest."},
     )

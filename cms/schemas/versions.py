@@ -28,9 +28,7 @@ class VersionPageSchema(Schema):
 
 
 class DiffQuerySchema(StrictSchema):
-    from_ = fields.Integer(
-        data_key="from", required=True, validate=validate.Range(min=1, max=2**31 - 1)
-    )
+    from_ = fields.Integer(data_key="from", required=True, validate=validate.Range(min=1, max=2**31 - 1))
     to = fields.Integer(required=True, validate=validate.Range(min=1, max=2**31 - 1))
 
 

@@ -15,9 +15,7 @@ from cms.services.actors import Actor
 from cms.services.errors import Conflict, NotFound
 
 KEY_PREFIX = "cms_"
-DISPLAY_PREFIX_LENGTH = (
-    12  # "cms_" + 8 characters: enough to tell keys apart, useless to an attacker
-)
+DISPLAY_PREFIX_LENGTH = 12  # "cms_" + 8 characters: enough to tell keys apart, useless to an attacker
 
 
 def hash_key(raw: str) -> str:

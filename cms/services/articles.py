@@ -127,9 +127,7 @@ def _slug_taken(session: Session, slug: str, article_id: uuid.UUID | None) -> bo
 def _free_slug(session: Session, base: str) -> str:
     """``base``, or ``base-2``, ``base-3``… whichever is free first."""
     taken = set(
-        session.scalars(
-            select(Article.slug).where(or_(Article.slug == base, Article.slug.like(f"{base}-%")))
-        )
+        session.scalars(select(Article.slug).where(or_(Article.slug == base, Article.slug.like(f"{base}-%"))))
     )
     if base not in taken:
         return base
@@ -172,9 +170,7 @@ def create(
                 session.flush()
         except IntegrityError:
             if explicit_slug:
-                raise Conflict(
-                    f"Slug '{explicit_slug}' is used by another article.", field="slug"
-                ) from None
+                raise Conflict(f"Slug '{explicit_slug}' is used by another article.", field="slug") from None
             continue
         return ArticleWithVersion(article, version)
     raise Conflict("Could not allocate a unique slug; retry the request.", field="slug")
@@ -192,9 +188,7 @@ def _check_expected(article: Article, expected_versions: Collection[int]) -> Non
 
 def _check_editable(article: Article, actor: Actor) -> None:
     if article.state == ArticleState.KILLED and not actor.can(Role.ADMIN):
-        raise InvalidTransition(
-            "This article was killed; only an admin may revise it.", state=article.state
-        )
+        raise InvalidTransition("This article was killed; only an admin may revise it.", state=article.state)
 
 
 def _write_version(
@@ -281,9 +275,7 @@ def page(
     if filters.section:
         stmt = stmt.where(Article.section == filters.section)
     if filters.tag:
-        stmt = stmt.where(
-            Article.id.in_(select(ArticleTag.article_id).where(ArticleTag.tag == filters.tag))
-        )
+        stmt = stmt.where(Article.id.in_(select(ArticleTag.article_id).where(ArticleTag.tag == filters.tag)))
     if filters.updated_since:
         stmt = stmt.where(Article.updated_at >= filters.updated_since)
     if after is not None:

@@ -44,13 +44,9 @@ def claim(session: Session, actor: Actor, key: str, fingerprint: str) -> uuid.UU
         except IntegrityError:
             existing = session.get(IdempotencyRecord, (actor.key_id, key), populate_existing=True)
             if existing is None:  # pragma: no cover - the winner rolled back; let the client retry
-                raise Conflict(
-                    "A request with this Idempotency-Key is in progress; retry."
-                ) from None
+                raise Conflict("A request with this Idempotency-Key is in progress; retry.") from None
     if existing.request_hash != fingerprint:
-        raise IdempotencyMismatch(
-            "This Idempotency-Key was already used with a different request body."
-        )
+        raise IdempotencyMismatch("This Idempotency-Key was already used with a different request body.")
     if existing.article_id is None:  # pragma: no cover - only while the first request is in flight
         raise Conflict("A request with this Idempotency-Key is in progress; retry.")
     return existing.article_id

@@ -51,7 +51,5 @@ def decode(cursor: str, *kinds: type) -> tuple[Any, ...]:
             else:  # pragma: no cover - programming error
                 raise TypeError(kind)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError) as exc:
-        raise InvalidCursor(
-            "The cursor is not one this API returned; start again without it."
-        ) from exc
+        raise InvalidCursor("The cursor is not one this API returned; start again without it.") from exc
     return tuple(out)

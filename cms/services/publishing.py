@@ -45,9 +45,7 @@ def publish(
     state = ArticleState(article.state)
     data: dict[str, object] = {}
     if state == ArticleState.KILLED and not actor.can(Role.ADMIN):
-        raise InvalidTransition(
-            "A killed article can only be republished by an admin.", state=state
-        )
+        raise InvalidTransition("A killed article can only be republished by an admin.", state=state)
     if state == ArticleState.PUBLISHED:
         assert article.published_version is not None
         if number == article.published_version:
@@ -91,9 +89,7 @@ def unpublish(
             f"Only a published article can be unpublished; this one is {article.state}.",
             state=article.state,
         )
-    return _withdraw(
-        session, actor, article, ArticleState.UNPUBLISHED, EventType.UNPUBLISHED, reason
-    )
+    return _withdraw(session, actor, article, ArticleState.UNPUBLISHED, EventType.UNPUBLISHED, reason)
 
 
 def kill(

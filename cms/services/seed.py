@@ -50,9 +50,7 @@ def parse_wire_story(
     credits = [a for a in KNOWN_AGENCIES if re.search(rf"\b{re.escape(a)}\b", body_text)]
     # "Last news in Fakti": the section, then the outlet that ran the story.
     section, outlet = section_line, None
-    if section_line and (
-        m := re.match(r"^(?P<section>.+?)\s+in\s+(?P<outlet>\S.*)$", section_line)
-    ):
+    if section_line and (m := re.match(r"^(?P<section>.+?)\s+in\s+(?P<outlet>\S.*)$", section_line)):
         section, outlet = m.group("section"), m.group("outlet")
     body = "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in blocks)
     fields: dict[str, Any] = {
