@@ -217,3 +217,32 @@ def test_concurrent_publishes_get_gap_free_sequences(committed_app):
     assert [seq for _type, _v, seq, _d in events] == list(range(1, len(events) + 1))
     with app.app_context():
         assert articles.get(db.session, uuid.UUID(aid)).event_sequence == len(events)
+
+
+def test_concurrent_saves_from_the_same_version_let_exactly_one_win(committed_app):
+    """Eight editors save on top of v1 at the same instant: one 200, seven 412, two versions."""
+    app = committed_app
+    keys = Keys(app)
+    editor = keys.auth(Role.EDITOR)
+    article = create(app.test_client(), editor, headline="Race")
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def save(n: int) -> None:
+        c = app.test_client()
+        barrier.wait()
+        r = c.patch(
+            f"/api/v1/articles/{article['id']}",
+            json={"headline": f"Editor {n}"},
+            headers={**editor, "If-Match": '"v1"'},
+        )
+        statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(statuses) == [200] + [412] * 7
+    listing = app.test_client().get(f"/api/v1/articles/{article['id']}/versions", headers=editor).get_json()
+    assert [v["number"] for v in listing["items"]] == [1, 2]
