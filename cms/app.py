@@ -42,6 +42,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
+    from cms.services.api_keys import ActorCache
+
+    app.extensions["cms_auth_cache"] = ActorCache(ttl=settings["CMS_AUTH_CACHE_SECONDS"])
+
     from cms.api import register_api
     from cms.api.problems import register_error_handlers
 

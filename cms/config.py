@@ -33,6 +33,9 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_MAX_BODY_BYTES": (2 * 1024 * 1024, _int),
     "CMS_PAGE_SIZE_DEFAULT": (20, _int),
     "CMS_PAGE_SIZE_MAX": (100, _int),
+    # How long a process may keep trusting a key it has verified; revocation
+    # reaches other processes within this time (0 disables the cache).
+    "CMS_AUTH_CACHE_SECONDS": (5.0, float),
     "CMS_SQL_ECHO": (False, lambda v: str(v).lower() in {"1", "true", "yes"}),
 }
 

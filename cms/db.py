@@ -10,7 +10,9 @@ from sqlalchemy import Engine, event
 def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+    # No pre-ping: it costs a round trip per request. Stale connections are
+    # recycled instead, and a dropped one surfaces as a 503 the client retries.
+    return {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
 
 
 def configure_sqlite(engine: Engine) -> None:

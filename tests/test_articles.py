@@ -303,3 +303,9 @@ def test_odd_numbers_are_rejected_not_crashing(client, keys, raw):
         headers=keys.auth(Role.EDITOR),
     )
     assert 400 <= r.status_code < 500, (raw, r.get_json())
+
+
+def test_large_slug_families_keep_counting(client, keys):
+    slugs = [create(client, keys.auth(), headline="Live updates")["slug"] for _ in range(23)]
+    assert slugs[0] == "live-updates" and slugs[20] == "live-updates-21" and slugs[22] == "live-updates-23"
+    assert len(set(slugs)) == 23

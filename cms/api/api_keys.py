@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from cms.api.http import commit, respond, route
+from cms.api.http import auth_cache, commit, respond, route
 from cms.extensions import db
 from cms.models import Role
 from cms.schemas.api_keys import (
@@ -69,6 +69,7 @@ def list_keys(actor: Actor, query: dict[str, Any]) -> Response:
 )
 def revoke_key(actor: Actor, key_id: uuid.UUID) -> Response:
     """The key stops working at once; the last active admin key cannot be revoked."""
-    api_keys.revoke(db.session, actor, key_id)
+    key = api_keys.revoke(db.session, actor, key_id)
     commit()
+    auth_cache().forget(key.key_hash)
     return Response(status=204)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema
 
 from cms.api.problems import ApiError
@@ -113,7 +113,7 @@ def authenticate(required: Role) -> Actor:
             "Send 'Authorization: Bearer <API key>'.",
             headers={"WWW-Authenticate": 'Bearer realm="cms"'},
         )
-    actor = api_keys.authenticate(db.session, token.strip())
+    actor = api_keys.authenticate(db.session, token.strip(), auth_cache())
     if actor is None:
         raise ApiError(
             401,
@@ -133,6 +133,10 @@ def authenticate(required: Role) -> Actor:
         )
     g.actor = actor
     return actor
+
+
+def auth_cache() -> api_keys.ActorCache:
+    return current_app.extensions["cms_auth_cache"]
 
 
 def parse_body(schema: Schema) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 
 from sqlalchemy import func, select
@@ -37,18 +38,57 @@ def create(session: Session, *, name: str, role: Role) -> tuple[ApiKey, str]:
     return key, raw
 
 
-def authenticate(session: Session, raw: str) -> Actor | None:
+class ActorCache:
+    """Per-process memo of recent successful authentications.
+
+    Saves a query on every request. A key revoked through this process is
+    forgotten at once; other processes stop accepting it within ``ttl`` seconds.
+    Only successes are cached, so a new key works immediately everywhere.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[Actor, float]] = {}
+
+    def get(self, key_hash: str) -> Actor | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            self._entries.pop(key_hash, None)
+            return None
+        return entry[0]
+
+    def put(self, key_hash: str, actor: Actor) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (actor, time.monotonic() + self.ttl)
+
+    def forget(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
+
+
+def authenticate(session: Session, raw: str, cache: ActorCache | None = None) -> Actor | None:
     """The actor for a presented key, or ``None`` when unknown or revoked."""
     if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
+    key_hash = hash_key(raw)
+    if cache is not None and (actor := cache.get(key_hash)) is not None:
+        return actor
     row = session.execute(
         select(ApiKey.id, ApiKey.name, ApiKey.role).where(
-            ApiKey.key_hash == hash_key(raw), ApiKey.revoked_at.is_(None)
+            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
         )
     ).first()
     if row is None:
         return None
-    return Actor(key_id=row.id, name=row.name, role=Role(row.role))
+    actor = Actor(key_id=row.id, name=row.name, role=Role(row.role))
+    if cache is not None:
+        cache.put(key_hash, actor)
+    return actor
 
 
 def page(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -125,16 +125,20 @@ def _slug_taken(session: Session, slug: str, article_id: uuid.UUID | None) -> bo
 
 
 def _free_slug(session: Session, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``… whichever is free first."""
-    taken = set(
-        session.scalars(select(Article.slug).where(or_(Article.slug == base, Article.slug.like(f"{base}-%"))))
-    )
-    if base not in taken:
-        return base
-    n = 2
-    while with_suffix(base, n) in taken:
-        n += 1
-    return with_suffix(base, n)
+    """``base``, or ``base-2``, ``base-3``… whichever is free first.
+
+    Probes candidates in batches with ``IN`` (unique-index lookups) rather than
+    ``LIKE 'base-%'``, which PostgreSQL cannot serve from a btree index under a
+    linguistic collation.
+    """
+    start = 1
+    while True:
+        candidates = [base if n == 1 else with_suffix(base, n) for n in range(start, start + 20)]
+        taken = set(session.scalars(select(Article.slug).where(Article.slug.in_(candidates))))
+        for candidate in candidates:
+            if candidate not in taken:
+                return candidate
+        start += 20
 
 
 def create(
