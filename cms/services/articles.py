@@ -18,11 +18,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from cms.clock import utcnow
 from cms.models import Article, ArticleState, ArticleTag, ArticleVersion, Role
-from cms.services import versions
+from cms.services import slugs, versions
 from cms.services.actors import Actor
 from cms.services.errors import Conflict, InvalidTransition, NotFound, VersionConflict
 from cms.services.html import sanitize_body
-from cms.services.slugs import slug_from_headline, with_suffix
 
 # The editable fields, with the value a new article gets when one is omitted.
 FIELD_DEFAULTS: dict[str, Any] = {
@@ -117,30 +116,6 @@ def _sync_head(article: Article, data: dict[str, Any]) -> None:
         article.tags = rows
 
 
-def _slug_taken(session: Session, slug: str, article_id: uuid.UUID | None) -> bool:
-    stmt = select(Article.id).where(Article.slug == slug)
-    if article_id is not None:
-        stmt = stmt.where(Article.id != article_id)
-    return session.scalars(stmt.limit(1)).first() is not None
-
-
-def _free_slug(session: Session, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``… whichever is free first.
-
-    Probes candidates in batches with ``IN`` (unique-index lookups) rather than
-    ``LIKE 'base-%'``, which PostgreSQL cannot serve from a btree index under a
-    linguistic collation.
-    """
-    start = 1
-    while True:
-        candidates = [base if n == 1 else with_suffix(base, n) for n in range(start, start + 20)]
-        taken = set(session.scalars(select(Article.slug).where(Article.slug.in_(candidates))))
-        for candidate in candidates:
-            if candidate not in taken:
-                return candidate
-        start += 20
-
-
 def create(
     session: Session, actor: Actor, fields: dict[str, Any], *, message: str | None = None
 ) -> ArticleWithVersion:
@@ -148,12 +123,12 @@ def create(
     now = utcnow()
     data = _normalise({**FIELD_DEFAULTS, **fields})
     explicit_slug = data.get("slug")
-    if explicit_slug and _slug_taken(session, explicit_slug, None):
+    if explicit_slug and slugs.taken(session, explicit_slug, None):
         raise Conflict(f"Slug '{explicit_slug}' is used by another article.", field="slug")
-    base = explicit_slug or slug_from_headline(data["headline"])
+    base = explicit_slug or slugs.from_headline(data["headline"])
 
     for _attempt in range(5):
-        data["slug"] = explicit_slug or _free_slug(session, base)
+        data["slug"] = explicit_slug or slugs.first_free(session, base)
         article = Article(
             id=uuid.uuid4(),
             state=ArticleState.DRAFT,
@@ -205,7 +180,7 @@ def _write_version(
 ) -> ArticleWithVersion:
     latest = versions.get(session, article.id, article.current_version)
     data = _normalise(data)
-    if data["slug"] != article.slug and _slug_taken(session, data["slug"], article.id):
+    if data["slug"] != article.slug and slugs.taken(session, data["slug"], article.id):
         raise Conflict(f"Slug '{data['slug']}' is used by another article.", field="slug")
     version = versions.append(
         session, article, data, actor=actor, message=message, prev_hash=latest.content_hash
