@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, create_engine, event
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -13,6 +13,17 @@ def engine_options(url: str) -> dict[str, Any]:
     # No pre-ping: it costs a round trip per request. Stale connections are
     # recycled instead, and a dropped one surfaces as a 503 the client retries.
     return {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+
+
+def read_engine(url: str, options: dict[str, Any]) -> Engine | None:
+    """An autocommit pool for single-statement reads on PostgreSQL (``None`` elsewhere).
+
+    Each read is one SELECT, so a transaction buys nothing; without one there
+    is no BEGIN/ROLLBACK round trip and no reset when the connection returns.
+    """
+    if not url.startswith("postgresql"):
+        return None
+    return create_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **options)
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -74,6 +74,8 @@ def db_session(app: Flask) -> Iterator[Any]:
         connection = db.engine.connect()
         outer = connection.begin()
         original = db.session
+        # Reads must see this test's uncommitted rows: no separate read pool.
+        read_engine = app.extensions.pop("cms_read_engine", None)
         db.session = scoped_session(
             sessionmaker(
                 bind=connection,
@@ -87,6 +89,7 @@ def db_session(app: Flask) -> Iterator[Any]:
         finally:
             db.session.remove()
             db.session = original
+            app.extensions["cms_read_engine"] = read_engine
             outer.rollback()
             connection.close()
 

@@ -156,7 +156,7 @@ def test_outbox_event_exists_only_if_the_change_commits(committed_app):
     actor = Actor(key_id=None, name="desk", role=Role.EDITOR)
     with app.app_context():
         item = articles.create(db.session, actor, {"headline": "Outbox"})
-        aid = item.article.id
+        aid = item.id
         db.session.commit()
 
     with app.app_context():

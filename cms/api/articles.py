@@ -14,6 +14,7 @@ from cms.api.http import (
     commit,
     etag,
     if_match_versions,
+    read_connection,
     respond,
     route,
 )
@@ -27,9 +28,9 @@ from cms.schemas.articles import (
     ArticleSchema,
     ArticleUpdateSchema,
 )
-from cms.services import articles, idempotency, pagination
+from cms.services import article_reads, articles, idempotency, pagination
 from cms.services.actors import Actor
-from cms.services.articles import ArticleWithVersion, ListFilters
+from cms.services.article_reads import ArticleView, ListFilters
 
 bp = Blueprint("articles", __name__)
 
@@ -45,37 +46,15 @@ IDEMPOTENCY_HEADER = {
 }
 
 
-def article_view(item: ArticleWithVersion) -> dict[str, Any]:
-    """The article as the API shows it: head fields plus the latest version's content."""
-    a, v = item.article, item.version
-    return {
-        **v.data,
-        "id": a.id,
-        "state": a.state,
-        "version": a.current_version,
-        "published_version": a.published_version,
-        "kill_reason": a.kill_reason,
-        "created_at": a.created_at,
-        "updated_at": a.updated_at,
-        "first_published_at": a.first_published_at,
-        "published_at": a.published_at,
-        "updated_by": v.created_by,
-    }
+def present(item: ArticleView) -> dict[str, Any]:
+    return article_schema.dump(item.as_dict())
 
 
-def present(item: ArticleWithVersion) -> dict[str, Any]:
-    return article_schema.dump(article_view(item))
-
-
-def article_response(item: ArticleWithVersion, status: int = 200, **headers: str) -> Response:
+def article_response(item: ArticleView, status: int = 200, **headers: str) -> Response:
     return respond(
         present(item),
         status,
-        {
-            "ETag": etag(item.article.current_version),
-            "Location": f"/api/v1/articles/{item.article.id}",
-            **headers,
-        },
+        {"ETag": etag(item.version), "Location": f"/api/v1/articles/{item.id}", **headers},
     )
 
 
@@ -93,7 +72,7 @@ def list_articles(actor: Actor, query: dict[str, Any]) -> Response:
     after = None
     if "cursor" in query:
         after = pagination.decode(query["cursor"], datetime, uuid.UUID)
-    rows, next_after = articles.page(
+    rows, next_after = article_reads.page(
         db.session,
         ListFilters(
             state=query.get("state"),
@@ -161,11 +140,11 @@ def create_article(actor: Actor, body: dict[str, Any]) -> Response:
         fingerprint = idempotency.request_fingerprint(g.raw_body)
         existing = idempotency.claim(db.session, actor, key, fingerprint)
         if existing is not None:
-            item = articles.get_with_latest(db.session, existing)
+            item = article_reads.read(db.session, existing)
             return article_response(item, 201, **{"Idempotent-Replayed": "true"})
     item = articles.create(db.session, actor, body, message=message)
     if key is not None:
-        idempotency.complete(db.session, actor, key, item.article.id)
+        idempotency.complete(db.session, actor, key, item.id)
     commit()
     return article_response(item, 201)
 
@@ -181,7 +160,9 @@ def create_article(actor: Actor, body: dict[str, Any]) -> Response:
 )
 def get_article(actor: Actor, article_id: uuid.UUID) -> Response:
     """The ETag names the latest version; send it back in If-Match to revise."""
-    return article_response(articles.get_with_latest(db.session, article_id))
+    with read_connection() as connection:
+        item = article_reads.read(connection, article_id)
+    return article_response(item)
 
 
 @route(

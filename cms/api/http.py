@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema
+from sqlalchemy import Connection
 
 from cms.api.problems import ApiError
 from cms.extensions import db
@@ -99,6 +101,23 @@ def route(
         return view
 
     return decorator
+
+
+@contextmanager
+def read_connection() -> Iterator[Connection]:
+    """A connection for a single-statement read.
+
+    On PostgreSQL this comes from a separate autocommit pool (see
+    ``cms.db.read_engine``): no BEGIN, no ROLLBACK, no ORM session, which
+    roughly halves the cost of ``GET /articles/{id}``. Elsewhere, and in tests,
+    it is the request session's connection.
+    """
+    engine = current_app.extensions.get("cms_read_engine")
+    if engine is None:
+        yield db.session.connection()
+        return
+    with engine.connect() as connection:
+        yield connection
 
 
 def authenticate(required: Role) -> Actor:

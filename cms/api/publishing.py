@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from cms.api.articles import article_view
 from cms.api.http import commit, respond, route
 from cms.extensions import db
 from cms.models import Article, OutboxEvent, Role
@@ -19,7 +18,7 @@ from cms.schemas.publishing import (
 )
 from cms.services import publishing, versions
 from cms.services.actors import Actor
-from cms.services.articles import ArticleWithVersion
+from cms.services.article_reads import view_of
 
 bp = Blueprint("publishing", __name__)
 
@@ -30,9 +29,7 @@ RESPONSES = {200: ("The article after the change and the event it recorded", res
 def _result(article: Article, event: OutboxEvent) -> Response:
     latest = versions.get(db.session, article.id, article.current_version)
     commit()
-    return respond(
-        result_schema.dump({"article": article_view(ArticleWithVersion(article, latest)), "event": event})
-    )
+    return respond(result_schema.dump({"article": view_of(article, latest).as_dict(), "event": event}))
 
 
 @route(

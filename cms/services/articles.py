@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from cms.clock import utcnow
 from cms.models import Article, ArticleState, ArticleTag, ArticleVersion, Role
 from cms.services import slugs, versions
 from cms.services.actors import Actor
+from cms.services.article_reads import ArticleView, view_of
 from cms.services.errors import Conflict, InvalidTransition, NotFound, VersionConflict
 from cms.services.html import sanitize_body
 
@@ -42,32 +42,11 @@ EDITABLE_FIELDS = tuple(FIELD_DEFAULTS)
 LEAD_IMAGE_FIELDS = ("url", "caption", "credit", "alt_text")
 
 
-@dataclass(frozen=True, slots=True)
-class ArticleWithVersion:
-    article: Article
-    version: ArticleVersion
-
-
 def get(session: Session, article_id: uuid.UUID) -> Article:
     article = session.get(Article, article_id)
     if article is None:
         raise NotFound(f"No article with id {article_id}.")
     return article
-
-
-def get_with_latest(session: Session, article_id: uuid.UUID) -> ArticleWithVersion:
-    """The head row and its latest version in one primary-key join, whatever the history size."""
-    row = session.execute(
-        select(Article, ArticleVersion)
-        .join(
-            ArticleVersion,
-            (ArticleVersion.article_id == Article.id) & (ArticleVersion.number == Article.current_version),
-        )
-        .where(Article.id == article_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"No article with id {article_id}.")
-    return ArticleWithVersion(row[0], row[1])
 
 
 def lock(session: Session, article_id: uuid.UUID) -> Article:
@@ -118,41 +97,67 @@ def _sync_head(article: Article, data: dict[str, Any]) -> None:
 
 def create(
     session: Session, actor: Actor, fields: dict[str, Any], *, message: str | None = None
-) -> ArticleWithVersion:
-    """New draft article with version 1. An explicit slug that is taken is a conflict."""
+) -> ArticleView:
+    """New draft article with version 1. An explicit slug that is taken is a conflict.
+
+    Written with Core inserts (the hot write path): ``INSERT … ON CONFLICT (slug)
+    DO NOTHING`` tells a lost slug race apart without aborting the transaction,
+    so the next free slug is simply tried.
+    """
     now = utcnow()
     data = _normalise({**FIELD_DEFAULTS, **fields})
     explicit_slug = data.get("slug")
-    if explicit_slug and slugs.taken(session, explicit_slug, None):
-        raise Conflict(f"Slug '{explicit_slug}' is used by another article.", field="slug")
     base = explicit_slug or slugs.from_headline(data["headline"])
-
+    article_id = uuid.uuid4()
     for _attempt in range(5):
         data["slug"] = explicit_slug or slugs.first_free(session, base)
-        article = Article(
-            id=uuid.uuid4(),
-            state=ArticleState.DRAFT,
-            current_version=0,
-            event_sequence=0,
-            created_at=now,
-            updated_at=now,
-            tags=[],
+        head = {
+            "id": article_id,
+            "slug": data["slug"],
+            "state": ArticleState.DRAFT.value,
+            "headline": data["headline"],
+            "section": data["section"],
+            "language": data["language"],
+            "current_version": 1,
+            "event_sequence": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if _insert_unless_slug_taken(session, head):
+            break
+        if explicit_slug:
+            raise Conflict(f"Slug '{explicit_slug}' is used by another article.", field="slug")
+    else:
+        raise Conflict("Could not allocate a unique slug; retry the request.", field="slug")
+    version = versions.row(article_id, 1, data, actor=actor, message=message, prev_hash=None, now=now)
+    session.execute(insert(ArticleVersion.__table__), [version])
+    if data["tags"]:
+        session.execute(
+            insert(ArticleTag.__table__),
+            [{"article_id": article_id, "tag": t, "position": i} for i, t in enumerate(data["tags"])],
         )
-        _sync_head(article, data)
-        try:
-            # A savepoint, so losing a race for a generated slug only retries this insert.
-            with session.begin_nested():
-                session.add(article)
-                version = versions.append(
-                    session, article, data, actor=actor, message=message, prev_hash=None
-                )
-                session.flush()
-        except IntegrityError:
-            if explicit_slug:
-                raise Conflict(f"Slug '{explicit_slug}' is used by another article.", field="slug") from None
-            continue
-        return ArticleWithVersion(article, version)
-    raise Conflict("Could not allocate a unique slug; retry the request.", field="slug")
+    return ArticleView(
+        id=article_id,
+        state=ArticleState.DRAFT.value,
+        version=1,
+        published_version=None,
+        kill_reason=None,
+        created_at=now,
+        updated_at=now,
+        first_published_at=None,
+        published_at=None,
+        updated_by=actor.label,
+        content=data,
+    )
+
+
+def _insert_unless_slug_taken(session: Session, head: dict[str, Any]) -> bool:
+    table = Article.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=["slug"])
+    else:
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["slug"])
+    return session.execute(stmt.values(**head).returning(table.c.id)).first() is not None
 
 
 def _check_expected(article: Article, expected_versions: Collection[int]) -> None:
@@ -177,7 +182,7 @@ def _write_version(
     data: dict[str, Any],
     *,
     message: str | None,
-) -> ArticleWithVersion:
+) -> ArticleView:
     latest = versions.get(session, article.id, article.current_version)
     data = _normalise(data)
     if data["slug"] != article.slug and slugs.taken(session, data["slug"], article.id):
@@ -186,7 +191,7 @@ def _write_version(
         session, article, data, actor=actor, message=message, prev_hash=latest.content_hash
     )
     _sync_head(article, data)
-    return ArticleWithVersion(article, version)
+    return view_of(article, version)
 
 
 def update(
@@ -197,7 +202,7 @@ def update(
     *,
     expected_versions: Collection[int],
     message: str | None = None,
-) -> ArticleWithVersion:
+) -> ArticleView:
     """Apply ``changes`` on top of the latest version as a new version.
 
     ``expected_versions`` holds the version the editor started from (its ETag);
@@ -221,7 +226,7 @@ def restore(
     *,
     expected_versions: Collection[int],
     message: str | None = None,
-) -> ArticleWithVersion:
+) -> ArticleView:
     """A new version whose content equals version ``number``; history is kept."""
     article = lock(session, article_id)
     _check_expected(article, expected_versions)
@@ -230,42 +235,3 @@ def restore(
     return _write_version(
         session, article, actor, dict(source.data), message=message or f"Restored version {number}"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class ListFilters:
-    state: str | None = None
-    section: str | None = None
-    tag: str | None = None
-    updated_since: datetime | None = None
-
-
-def page(
-    session: Session,
-    filters: ListFilters,
-    *,
-    limit: int,
-    after: tuple[datetime, uuid.UUID] | None,
-) -> tuple[list[Article], tuple[datetime, uuid.UUID] | None]:
-    """Most recently updated first, keyset-paginated on ``(updated_at, id)``."""
-    stmt = select(Article)
-    if filters.state:
-        stmt = stmt.where(Article.state == filters.state)
-    if filters.section:
-        stmt = stmt.where(Article.section == filters.section)
-    if filters.tag:
-        stmt = stmt.where(Article.id.in_(select(ArticleTag.article_id).where(ArticleTag.tag == filters.tag)))
-    if filters.updated_since:
-        stmt = stmt.where(Article.updated_at >= filters.updated_since)
-    if after is not None:
-        stmt = stmt.where(tuple_(Article.updated_at, Article.id) < tuple_(*after))
-    stmt = (
-        stmt.options(selectinload(Article.tags))
-        .order_by(Article.updated_at.desc(), Article.id.desc())
-        .limit(limit + 1)
-    )
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    cursor = (rows[-1].updated_at, rows[-1].id) if more and rows else None
-    return rows, cursor

@@ -66,6 +66,31 @@ def _hash_of(v: ArticleVersion) -> str:
     )
 
 
+def row(
+    article_id: uuid.UUID,
+    number: int,
+    data: dict[str, Any],
+    *,
+    actor: Actor,
+    message: str | None,
+    prev_hash: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The column values of a new version, its hash included."""
+    values: dict[str, Any] = {
+        "article_id": article_id,
+        "number": number,
+        "data": data,
+        "message": message,
+        "created_at": now,
+        "created_by": actor.label,
+        "created_by_key_id": actor.key_id,
+        "prev_hash": prev_hash,
+    }
+    values["content_hash"] = version_hash(**values)
+    return values
+
+
 def append(
     session: Session,
     article: Article,
@@ -79,16 +104,8 @@ def append(
     now = utcnow()
     number = article.current_version + 1
     version = ArticleVersion(
-        article_id=article.id,
-        number=number,
-        data=data,
-        message=message,
-        created_at=now,
-        created_by=actor.label,
-        created_by_key_id=actor.key_id,
-        prev_hash=prev_hash,
+        **row(article.id, number, data, actor=actor, message=message, prev_hash=prev_hash, now=now)
     )
-    version.content_hash = _hash_of(version)
     session.add(version)
     article.current_version = number
     article.updated_at = now

@@ -1,0 +1,124 @@
+"""Read model for articles: plain values, fetched with Core queries.
+
+Reads are the hot path (partners and editors poll), so they skip ORM
+hydration: one primary-key join returns the head row and the latest version,
+whatever the size of the history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, tuple_
+from sqlalchemy.orm import Session, selectinload
+
+from cms.models import Article, ArticleTag, ArticleVersion
+from cms.services.errors import NotFound
+
+A = Article.__table__
+V = ArticleVersion.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleView:
+    """An article as the API shows it: head fields plus the latest version's content."""
+
+    id: uuid.UUID
+    state: str
+    version: int
+    published_version: int | None
+    kill_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    first_published_at: datetime | None
+    published_at: datetime | None
+    updated_by: str
+    content: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        head = {name: getattr(self, name) for name in self.__slots__ if name != "content"}
+        return {**self.content, **head}
+
+
+def view_of(article: Article, version: ArticleVersion) -> ArticleView:
+    return ArticleView(
+        id=article.id,
+        state=article.state,
+        version=article.current_version,
+        published_version=article.published_version,
+        kill_reason=article.kill_reason,
+        created_at=article.created_at,
+        updated_at=article.updated_at,
+        first_published_at=article.first_published_at,
+        published_at=article.published_at,
+        updated_by=version.created_by,
+        content=version.data,
+    )
+
+
+_LATEST = select(
+    A.c.id,
+    A.c.state,
+    A.c.current_version.label("version"),
+    A.c.published_version,
+    A.c.kill_reason,
+    A.c.created_at,
+    A.c.updated_at,
+    A.c.first_published_at,
+    A.c.published_at,
+    V.c.created_by.label("updated_by"),
+    V.c.data.label("content"),
+).join(V, (V.c.article_id == A.c.id) & (V.c.number == A.c.current_version))
+
+
+_LATEST_BY_ID = _LATEST.where(A.c.id == bindparam("article_id"))
+
+
+def read(connection: Session | Connection, article_id: uuid.UUID) -> ArticleView:
+    """The latest state of one article: a single primary-key join (one prepared statement)."""
+    row = connection.execute(_LATEST_BY_ID, {"article_id": article_id}).first()
+    if row is None:
+        raise NotFound(f"No article with id {article_id}.")
+    return ArticleView(**row._mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    state: str | None = None
+    section: str | None = None
+    tag: str | None = None
+    updated_since: datetime | None = None
+
+
+def page(
+    session: Session,
+    filters: ListFilters,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> tuple[list[Article], tuple[datetime, uuid.UUID] | None]:
+    """Most recently updated first, keyset-paginated on ``(updated_at, id)``."""
+    stmt = select(Article)
+    if filters.state:
+        stmt = stmt.where(Article.state == filters.state)
+    if filters.section:
+        stmt = stmt.where(Article.section == filters.section)
+    if filters.tag:
+        stmt = stmt.where(Article.id.in_(select(ArticleTag.article_id).where(ArticleTag.tag == filters.tag)))
+    if filters.updated_since:
+        stmt = stmt.where(Article.updated_at >= filters.updated_since)
+    if after is not None:
+        stmt = stmt.where(tuple_(Article.updated_at, Article.id) < tuple_(*after))
+    stmt = (
+        stmt.options(selectinload(Article.tags))
+        .order_by(Article.updated_at.desc(), Article.id.desc())
+        .limit(limit + 1)
+    )
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = (rows[-1].updated_at, rows[-1].id) if more and rows else None
+    return rows, cursor
