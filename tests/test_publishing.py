@@ -246,3 +246,29 @@ def test_concurrent_saves_from_the_same_version_let_exactly_one_win(committed_ap
     assert sorted(statuses) == [200] + [412] * 7
     listing = app.test_client().get(f"/api/v1/articles/{article['id']}/versions", headers=editor).get_json()
     assert [v["number"] for v in listing["items"]] == [1, 2]
+
+
+def test_concurrent_creates_with_one_headline_get_distinct_slugs(committed_app):
+    """Slug races are settled by the unique index (INSERT … ON CONFLICT DO NOTHING), not by luck."""
+    app = committed_app
+    keys = Keys(app)
+    writer = keys.auth(Role.WRITER)
+    barrier = threading.Barrier(8)
+    results: list[tuple[int, str | None]] = []
+
+    def make() -> None:
+        c = app.test_client()
+        barrier.wait()
+        r = c.post("/api/v1/articles", json={"headline": "Breaking: election results"}, headers=writer)
+        results.append((r.status_code, (r.get_json() or {}).get("slug")))
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [status for status, _ in results] == [201] * 8
+    slugs = sorted(slug for _, slug in results)
+    assert slugs == sorted(
+        ["breaking-election-results"] + [f"breaking-election-results-{n}" for n in range(2, 9)]
+    )
