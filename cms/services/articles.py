@@ -109,9 +109,11 @@ def create(
     explicit_slug = data.get("slug")
     base = explicit_slug or slugs.from_headline(data["headline"])
     article_id = uuid.uuid4()
-    # Each round of a race has at least one winner, so this bound covers 50 racing writers.
-    for _attempt in range(50):
-        data["slug"] = explicit_slug or slugs.first_free(session, base)
+    # Try the plain slug first (usually free: no lookup needed), then probe for
+    # the first free suffix. Each round of a race has at least one winner, so
+    # this bound covers 50 writers racing for one headline.
+    for attempt in range(50):
+        data["slug"] = base if explicit_slug or attempt == 0 else slugs.first_free(session, base)
         head = {
             "id": article_id,
             "slug": data["slug"],
