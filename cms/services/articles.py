@@ -133,10 +133,10 @@ def create(
     else:
         raise Conflict("Could not allocate a unique slug; retry the request.", field="slug")
     version = versions.row(article_id, 1, data, actor=actor, message=message, prev_hash=None, now=now)
-    session.execute(insert(ArticleVersion.__table__), [version])
+    session.execute(_VERSION_INSERT, [version])
     if data["tags"]:
         session.execute(
-            insert(ArticleTag.__table__),
+            _TAG_INSERT,
             [{"article_id": article_id, "tag": t, "position": i} for i, t in enumerate(data["tags"])],
         )
     return ArticleView(
@@ -154,13 +154,19 @@ def create(
     )
 
 
+_HEAD_INSERTS = {
+    name: dialect_insert(Article.__table__)
+    .on_conflict_do_nothing(index_elements=["slug"])
+    .returning(Article.__table__.c.id)
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_VERSION_INSERT = insert(ArticleVersion.__table__)
+_TAG_INSERT = insert(ArticleTag.__table__)
+
+
 def _insert_unless_slug_taken(session: Session, head: dict[str, Any]) -> bool:
-    table = Article.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=["slug"])
-    else:
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["slug"])
-    return session.execute(stmt.values(**head).returning(table.c.id)).first() is not None
+    stmt = _HEAD_INSERTS[session.get_bind().dialect.name]
+    return session.execute(stmt, head).first() is not None
 
 
 def _check_expected(article: Article, expected_versions: Collection[int]) -> None:
