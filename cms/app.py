@@ -7,13 +7,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface
 
 from cms.config import load_config
 from cms.db import configure_sqlite, engine_options, read_engine
 from cms.extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+class NoSessions(SessionInterface):
+    """The API is stateless; Flask's cookie session would only cost time."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        return None
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -33,6 +44,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings["CMS_MAX_BODY_BYTES"] * 2 + 64 * 1024,
         JSON_SORT_KEYS=False,
     )
+    # Bearer keys, not cookies: skip opening a signed-cookie session per request.
+    app.session_interface = NoSessions()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 

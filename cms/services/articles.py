@@ -78,14 +78,18 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _sync_head(article: Article, data: dict[str, Any]) -> None:
-    """Copy the list-filterable fields of the latest version onto the head row."""
+def _sync_head(article: Article, data: dict[str, Any], previous_tags: list[str]) -> None:
+    """Copy the list-filterable fields of the latest version onto the head row.
+
+    The tag rows mirror the previous version's tags, so they are loaded and
+    rewritten only when the tags actually change.
+    """
     article.headline = data["headline"]
     article.section = data["section"]
     article.language = data["language"]
     article.slug = data["slug"]
     wanted = data["tags"]
-    if [t.tag for t in article.tags] != wanted:
+    if previous_tags != wanted:
         existing = {t.tag: t for t in article.tags}
         rows = []
         for position, tag in enumerate(wanted):
@@ -199,7 +203,7 @@ def _write_version(
     version = versions.append(
         session, article, data, actor=actor, message=message, prev_hash=latest.content_hash
     )
-    _sync_head(article, data)
+    _sync_head(article, data, latest.data.get("tags") or [])
     return view_of(article, version)
 
 
