@@ -182,3 +182,21 @@ def test_latest_version_read_cost_is_independent_of_history(app, client, keys, b
     else:
         assert one == many
         assert "SEARCH article_versions USING INDEX" in many and "(article_id=? AND number=?)" in many
+
+
+def test_application_layer_refuses_to_change_versions(app, client, keys):
+    """The ORM refuses too, before any SQL is sent."""
+    from cms.models import ArticleVersion
+    from cms.models.articles import ImmutableVersionError
+
+    article = create(client, keys.auth())
+    with app.app_context():
+        version = db.session.get(ArticleVersion, (__import__("uuid").UUID(article["id"]), 1))
+        version.message = "rewritten"
+        with pytest.raises(ImmutableVersionError):
+            db.session.flush()
+        db.session.rollback()
+        version = db.session.get(ArticleVersion, (__import__("uuid").UUID(article["id"]), 1))
+        db.session.delete(version)
+        with pytest.raises(ImmutableVersionError):
+            db.session.flush()

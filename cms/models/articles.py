@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cms.models.base import Base, JSONType
@@ -79,3 +79,16 @@ class ArticleVersion(Base):
     created_by_key_id: Mapped[uuid.UUID | None]
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ImmutableVersionError(Exception):
+    """Raised when code tries to change or delete a stored version."""
+
+
+@event.listens_for(ArticleVersion, "before_update")
+@event.listens_for(ArticleVersion, "before_delete")
+def _refuse_version_changes(_mapper: Any, _connection: Any, target: ArticleVersion) -> None:
+    # The database refuses too (triggers); failing here names the culprit early.
+    raise ImmutableVersionError(
+        f"article version {target.article_id}/{target.number} is immutable; write a new version"
+    )
