@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from cms.extensions import db
-from cms.models import Role
+from cms.models import ArticleVersion, Role
+from cms.models.articles import ImmutableVersionError
 from cms.services.article_reads import _LATEST_BY_ID, _LATEST_BY_ID_PG
 from tests.helpers import create, patch
 
@@ -186,17 +189,14 @@ def test_latest_version_read_cost_is_independent_of_history(app, client, keys, b
 
 def test_application_layer_refuses_to_change_versions(app, client, keys):
     """The ORM refuses too, before any SQL is sent."""
-    from cms.models import ArticleVersion
-    from cms.models.articles import ImmutableVersionError
-
     article = create(client, keys.auth())
     with app.app_context():
-        version = db.session.get(ArticleVersion, (__import__("uuid").UUID(article["id"]), 1))
+        version = db.session.get(ArticleVersion, (uuid.UUID(article["id"]), 1))
         version.message = "rewritten"
         with pytest.raises(ImmutableVersionError):
             db.session.flush()
         db.session.rollback()
-        version = db.session.get(ArticleVersion, (__import__("uuid").UUID(article["id"]), 1))
+        version = db.session.get(ArticleVersion, (uuid.UUID(article["id"]), 1))
         db.session.delete(version)
         with pytest.raises(ImmutableVersionError):
             db.session.flush()
