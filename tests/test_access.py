@@ -24,6 +24,7 @@ MATRIX = [
     ("POST", f"/api/v1/articles/{AID}/kill", {"reason": "legal"}, Role.EDITOR),
     ("GET", "/api/v1/api-keys", None, Role.ADMIN),
     ("POST", "/api/v1/api-keys", {"name": "k", "role": "reader"}, Role.ADMIN),
+    ("DELETE", "/api/v1/api-keys/00000000-0000-4000-8000-000000000000", None, Role.ADMIN),
 ]
 RANK = [Role.READER, Role.WRITER, Role.EDITOR, Role.ADMIN]
 

@@ -1,4 +1,4 @@
-"""Article authoring rules: create, revise, restore, read and list.
+"""Article authoring rules: create, revise and restore (reads live in ``article_reads``).
 
 Every write appends an immutable version (``services.versions``) and updates
 the ``articles`` head row under a row lock. Nothing here commits.
@@ -38,7 +38,6 @@ FIELD_DEFAULTS: dict[str, Any] = {
     "credits": [],
     "editor_note": None,
 }
-EDITABLE_FIELDS = tuple(FIELD_DEFAULTS)
 LEAD_IMAGE_FIELDS = ("url", "caption", "credit", "alt_text")
 
 
