@@ -77,12 +77,18 @@ def problem(
     return response
 
 
+def _safe(text: str) -> str:
+    """Client-supplied names may hold lone surrogates, which UTF-8 cannot carry."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def field_errors(messages: Any, prefix: str = "") -> list[dict[str, str]]:
     """Flatten marshmallow's nested messages into ``[{field, message}]``."""
     out: list[dict[str, str]] = []
     if isinstance(messages, dict):
         for key, value in messages.items():
-            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            part = _safe(str(key))
+            name = prefix if key == "_schema" else (f"{prefix}.{part}" if prefix else part)
             out.extend(field_errors(value, name))
     elif isinstance(messages, list):
         for item in messages:

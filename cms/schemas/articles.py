@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from cms.schemas.common import MaxBytes, NonBlank, PageQuerySchema, Str, StrictSchema
+from cms.schemas.common import MaxBytes, NonBlank, PageQuerySchema, Str, StrictSchema, UTCDateTime
 from cms.services.slugs import MAX_SLUG_LENGTH, SLUG_PATTERN
 
 BODY_MAX_BYTES = 2 * 1024 * 1024
@@ -145,6 +145,6 @@ class ArticleListQuerySchema(PageQuerySchema):
     state = fields.String(validate=validate.OneOf(STATES))
     section = Str(validate=validate.Length(min=1, max=100))
     tag = Str(validate=validate.Length(min=1, max=100))
-    updated_since = fields.AwareDateTime(
+    updated_since = UTCDateTime(
         metadata={"description": "ISO 8601 with offset; articles updated at or after it."}
     )

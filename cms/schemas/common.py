@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -19,6 +20,17 @@ class Str(fields.String):
         except UnicodeEncodeError:
             raise ValidationError("Must be valid Unicode text.") from None
         return result
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """An ISO 8601 datetime with an offset, normalised to UTC (year 1-9999 after conversion)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return result.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Out of the supported date range.") from None
 
 
 class NonBlank(validate.Validator):

@@ -18,7 +18,7 @@ from cms.services.errors import Conflict, IdempotencyMismatch
 
 def request_fingerprint(payload: Any) -> str:
     """Hash of the request body, insensitive to key order and whitespace."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cms.services.errors import InvalidCursor
@@ -41,7 +41,7 @@ def decode(cursor: str, *kinds: type) -> tuple[Any, ...]:
                 parsed = datetime.fromisoformat(value)
                 if parsed.tzinfo is None:
                     raise ValueError("naive datetime")
-                out.append(parsed)
+                out.append(parsed.astimezone(UTC))
             elif kind is uuid.UUID:
                 out.append(uuid.UUID(value))
             elif kind is int:
@@ -50,6 +50,6 @@ def decode(cursor: str, *kinds: type) -> tuple[Any, ...]:
                 out.append(value)
             else:  # pragma: no cover - programming error
                 raise TypeError(kind)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError) as exc:
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError, AttributeError) as exc:
         raise InvalidCursor("The cursor is not one this API returned; start again without it.") from exc
     return tuple(out)
