@@ -66,6 +66,24 @@ def lock(session: Session, article_id: uuid.UUID) -> Article:
     return article
 
 
+def lock_with_latest(session: Session, article_id: uuid.UUID) -> tuple[Article, ArticleVersion]:
+    """``lock`` plus the latest version, in one statement (``FOR UPDATE OF articles``)."""
+    stmt = (
+        select(Article, ArticleVersion)
+        .join(
+            ArticleVersion,
+            (ArticleVersion.article_id == Article.id) & (ArticleVersion.number == Article.current_version),
+        )
+        .where(Article.id == article_id)
+        .with_for_update(of=Article)
+        .execution_options(populate_existing=True)
+    )
+    row = session.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"No article with id {article_id}.")
+    return row[0], row[1]
+
+
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     """Apply domain rules to a full snapshot (sanitised body, de-duplicated lists)."""
     data = dict(data)
@@ -195,7 +213,7 @@ def _write_version(
     *,
     message: str | None,
 ) -> ArticleView:
-    latest = versions.get(session, article.id, article.current_version)
+    latest = versions.get(session, article.id, article.current_version)  # already in the session
     data = _normalise(data)
     if data["slug"] != article.slug and slugs.taken(session, data["slug"], article.id):
         raise Conflict(f"Slug '{data['slug']}' is used by another article.", field="slug")
@@ -220,10 +238,9 @@ def update(
     ``expected_versions`` holds the version the editor started from (its ETag);
     if another save landed since, nothing is written.
     """
-    article = lock(session, article_id)
+    article, latest = lock_with_latest(session, article_id)
     _check_expected(article, expected_versions)
     _check_editable(article, actor)
-    latest = versions.get(session, article.id, article.current_version)
     data = {**latest.data, **changes}
     if not data.get("slug"):
         data["slug"] = article.slug
@@ -240,7 +257,7 @@ def restore(
     message: str | None = None,
 ) -> ArticleView:
     """A new version whose content equals version ``number``; history is kept."""
-    article = lock(session, article_id)
+    article, _latest = lock_with_latest(session, article_id)
     _check_expected(article, expected_versions)
     _check_editable(article, actor)
     source = versions.get(session, article.id, number)
