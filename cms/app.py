@@ -56,9 +56,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
+    from cms.api.render_cache import RenderCache
     from cms.services.api_keys import ActorCache
 
     app.extensions["cms_auth_cache"] = ActorCache(ttl=settings["CMS_AUTH_CACHE_SECONDS"])
+    app.extensions["cms_render_cache"] = RenderCache(max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20))
 
     from cms.api import register_api
     from cms.api.problems import register_error_handlers

@@ -36,6 +36,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # How long a process may keep trusting a key it has verified; revocation
     # reaches other processes within this time (0 disables the cache).
     "CMS_AUTH_CACHE_SECONDS": (5.0, float),
+    # Per-process memory for serialised article bodies (0 disables).
+    "CMS_RENDER_CACHE_MB": (16.0, float),
     "CMS_SQL_ECHO": (False, lambda v: str(v).lower() in {"1", "true", "yes"}),
 }
 

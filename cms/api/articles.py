@@ -19,6 +19,7 @@ from cms.api.http import (
     route,
 )
 from cms.api.problems import ApiError
+from cms.api.render_cache import RenderCache
 from cms.extensions import db
 from cms.models import Role
 from cms.schemas.articles import (
@@ -50,40 +51,13 @@ def present(item: ArticleView) -> dict[str, Any]:
     return article_schema.dump(item.as_dict())
 
 
-class RenderCache:
-    """Serialised article bodies, keyed by everything that can change them.
-
-    Versions are immutable and every state change moves ``updated_at``, so a
-    key names exactly one representation: an entry can never be stale. It
-    saves the marshmallow dump and JSON encoding on repeated reads.
-    """
-
-    def __init__(self, max_entries: int = 2048) -> None:
-        self.max_entries = max_entries
-        self._bodies: dict[tuple[Any, ...], bytes] = {}
-
-    def body(self, item: ArticleView) -> bytes:
-        key = (
-            item.id,
-            item.version,
-            item.state,
-            item.published_version,
-            item.updated_at,
-            item.published_at,
-            item.kill_reason,
-        )
-        body = self._bodies.get(key)
-        if body is None:
-            body = json.dumps(present(item)).encode()
-            if len(self._bodies) >= self.max_entries:
-                self._bodies.clear()
-            self._bodies[key] = body
-        return body
+def _render(item: ArticleView) -> bytes:
+    return json.dumps(present(item)).encode()
 
 
 def article_response(item: ArticleView, status: int = 200, **headers: str) -> Response:
-    cache: RenderCache = current_app.extensions.setdefault("cms_render_cache", RenderCache())
-    response = Response(cache.body(item), status=status, mimetype="application/json")
+    cache: RenderCache = current_app.extensions["cms_render_cache"]
+    response = Response(cache.body(item, _render), status=status, mimetype="application/json")
     response.headers["ETag"] = etag(item.version)
     response.headers["Location"] = f"/api/v1/articles/{item.id}"
     response.headers.extend(headers)

@@ -67,21 +67,14 @@ def lock(session: Session, article_id: uuid.UUID) -> Article:
 
 
 def lock_with_latest(session: Session, article_id: uuid.UUID) -> tuple[Article, ArticleVersion]:
-    """``lock`` plus the latest version, in one statement (``FOR UPDATE OF articles``)."""
-    stmt = (
-        select(Article, ArticleVersion)
-        .join(
-            ArticleVersion,
-            (ArticleVersion.article_id == Article.id) & (ArticleVersion.number == Article.current_version),
-        )
-        .where(Article.id == article_id)
-        .with_for_update(of=Article)
-        .execution_options(populate_existing=True)
-    )
-    row = session.execute(stmt).first()
-    if row is None:
-        raise NotFound(f"No article with id {article_id}.")
-    return row[0], row[1]
+    """``lock``, then the latest version as of the lock.
+
+    Two statements on purpose: a single ``SELECT … JOIN … FOR UPDATE OF
+    articles`` is re-checked by PostgreSQL against the *old* version row when
+    it had to wait for another writer, and then returns nothing.
+    """
+    article = lock(session, article_id)
+    return article, versions.get(session, article.id, article.current_version)
 
 
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:

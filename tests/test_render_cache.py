@@ -1,0 +1,50 @@
+"""The serialised-body cache: bounded by bytes, never stale."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from cms.api.render_cache import RenderCache
+from cms.services.article_reads import ArticleView
+
+
+def _view(**changes) -> ArticleView:
+    now = datetime(2024, 11, 7, 20, 50, tzinfo=UTC)
+    base = ArticleView(
+        uuid.UUID(int=1), "draft", 1, None, None, now, now, None, None, "desk", {"headline": "x"}
+    )
+    return replace(base, **changes)
+
+
+def test_a_changed_representation_is_never_served_from_cache():
+    cache = RenderCache(max_bytes=10_000)
+    renders: list[ArticleView] = []
+
+    def render(item: ArticleView) -> bytes:
+        renders.append(item)
+        return f"{item.state}/{item.version}/{item.kill_reason}".encode()
+
+    first = _view()
+    assert cache.body(first, render) == b"draft/1/None"
+    assert cache.body(first, render) == b"draft/1/None" and len(renders) == 1
+    later = first.updated_at + timedelta(seconds=1)
+    # Same instant (a frozen clock), different state or reason: still a different key.
+    assert cache.body(replace(first, state="published"), render) == b"published/1/None"
+    assert cache.body(replace(first, state="killed", kill_reason="a"), render) == b"killed/1/a"
+    assert cache.body(replace(first, state="killed", kill_reason="b"), render) == b"killed/1/b"
+    assert cache.body(replace(first, version=2, updated_at=later), render) == b"draft/2/None"
+    assert len(renders) == 5
+
+
+def test_bounded_by_bytes_least_recently_used_first():
+    cache = RenderCache(max_bytes=8_000)
+    views = [_view(id=uuid.UUID(int=n)) for n in range(10)]
+    for v in views:
+        cache.body(v, lambda item: b"x" * 1_000)
+    assert cache.size <= 8_000
+    huge = _view(id=uuid.UUID(int=99))
+    assert cache.body(huge, lambda item: b"y" * 5_000) == b"y" * 5_000  # too big to keep
+    assert cache.size <= 8_000
+    assert all(len(body) == 1_000 for body in cache._bodies.values())
