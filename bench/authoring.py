@@ -9,6 +9,10 @@ JSON to ``bench/results/``):
   (``cms.wsgi:app``), each under the same gunicorn settings;
 * a keep-alive asyncio HTTP/1.1 load driver in this process (or several, with
   ``--client-procs``), bounded concurrency, fixed duration per phase;
+* when ``wrk`` is on PATH, the GET phases again with wrk as the load driver
+  (``bench/wrk_paths.lua``; same connections and duration, 2 wrk threads): this C
+  driver takes about half the CPU of the Python one, CPU the server competes for,
+  so the read target is judged on those figures ("(wrk)" in the table);
 * latest-version reads of an article with 1 version against one with
   ``--versions`` versions (built by sequential PATCHes over HTTP);
 * the peak RSS of the gunicorn master and workers during the API phases;
@@ -28,7 +32,9 @@ import json
 import os
 import platform
 import random
+import resource
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -60,6 +66,9 @@ TARGET_READS = 2000.0
 TARGET_VERSION_RATIO = 0.20
 NOISY_CORES = 0.15  # other processes using this much CPU during a phase make it a retry
 STRAPI_NOTE = "Strapi 5 on the same machine: ~65 creates/s, ~240 reads/s"
+WRK_SCRIPT = BENCH_DIR / "wrk_paths.lua"
+WRK_THREADS = 2
+WRK_SUFFIX = " (wrk)"  # marks the phases driven by wrk
 
 # --------------------------------------------------------------------------- content
 
@@ -234,12 +243,14 @@ class PhaseSpec:
     tag: str = "a"  # makes create headlines unique across processes and phases
     start_at: float = 0.0  # wall-clock time to start at, so driver processes start together
     conn_requests: int = 0  # requests per connection before the client reconnects (0: unlimited)
+    driver: str = "python"  # python | wrk (ping and read only)
 
 
 @dataclass
 class PhaseResult:
     name: str
     kind: str = ""
+    driver: str = "python"
     ok: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
@@ -279,7 +290,8 @@ class PhaseResult:
             "p50_ms": pct(0.50),
             "p99_ms": pct(0.99),
             "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else None,
-            "connections_opened": self.connections,
+            "driver": self.driver,
+            "connections_opened": self.connections if self.driver == "python" else None,
             "attempts": self.attempts,
             "cpu_cores": {
                 k: round(v / self.elapsed, 2) if self.elapsed else None
@@ -449,6 +461,70 @@ class Driver:
             self.pool.shutdown()
 
 
+def latencies_from_percentiles(points: list[list[float]], count: int) -> list[float]:
+    """``count`` latencies (s) distributed like wrk's ``[[percentile, µs], ...]`` (linear in between).
+
+    wrk reports percentiles, not samples; this stands in for the samples so that wrk
+    phases are summarised (and the A-B-B-A halves pooled) like the Python-driver ones.
+    """
+    out: list[float] = []
+    j = 0
+    for i in range(count if len(points) > 1 else 0):
+        q = 100 * (i + 0.5) / count
+        while j < len(points) - 2 and points[j + 1][0] < q:
+            j += 1
+        (p0, v0), (p1, v1) = points[j], points[j + 1]
+        out.append((v0 + (v1 - v0) * (q - p0) / (p1 - p0) if p1 > p0 else v1) / 1e6)
+    return out
+
+
+def wrk_version(wrk: str) -> str:
+    done = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    return (done.stdout + done.stderr).split("\n", 1)[0].split(" [", 1)[0].strip()
+
+
+def run_wrk(wrk: str, spec: PhaseSpec, work_dir: Path) -> PhaseResult:
+    """One GET phase driven by wrk: ``ping`` -> ``/ping``, ``read`` -> a random one of ``spec.ids``.
+
+    wrk's CPU (and this process's, which only waits) is the driver's; wrk runs whole
+    seconds. Non-2xx responses (counted by the Lua script per status) and wrk's socket
+    errors are errors; everything else is ``ok``.
+    """
+    paths = ["/ping"] if spec.kind == "ping" else [f"/api/v1/articles/{aid}" for aid in spec.ids]
+    paths_file = work_dir / "wrk-paths.txt"
+    paths_file.write_text("\n".join(paths) + "\n")
+    threads = WRK_THREADS if spec.concurrency % WRK_THREADS == 0 else 1
+    seconds = max(1, round(spec.seconds))
+    command = [
+        wrk, "-t", str(threads), "-c", str(spec.concurrency), "-d", f"{seconds}s",
+        "--timeout", "10s", "-s", str(WRK_SCRIPT),
+    ]  # fmt: skip
+    if spec.key:
+        command += ["-H", f"Authorization: Bearer {spec.key}"]
+    command += [f"http://{HOST}:{spec.port}", "--", str(paths_file)]
+    own0, kids0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=seconds + 60)
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
+    with (work_dir / "wrk.log").open("a") as log:
+        shown = [a.replace(spec.key, "<key>") if spec.key else a for a in command]
+        log.write(f"$ {' '.join(shown)}\n{done.stdout}{done.stderr}\n")
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if done.returncode or line is None:
+        raise RuntimeError(
+            f"wrk failed (exit {done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        )
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    result = PhaseResult(spec.kind, spec.kind, driver="wrk")
+    result.ok = data["requests"] - sum(data["statuses"].values())
+    # "status" is wrk's own count of statuses >= 400, already in "statuses" (all non-2xx).
+    result.errors = data["statuses"] | {k: v for k, v in data["errors"].items() if v and k != "status"}
+    result.elapsed = data["duration_us"] / 1e6
+    result.client_cpu = wrk_cpu + time.process_time() - own0
+    result.latencies = latencies_from_percentiles(data["latency_us"], result.ok)
+    return result
+
+
 # --------------------------------------------------------------------------- servers and memory
 
 
@@ -485,14 +561,31 @@ def machine_busy_ticks() -> int:
     return sum(values[:8]) - values[3] - values[4]  # minus idle and iowait; guest is inside user
 
 
-def cpu_ticks(master: int) -> dict[str, dict[int, int]]:
-    """CPU ticks per process of the gunicorn master + workers and of all PostgreSQL processes,
+def pg_database(pid: int) -> str | None:
+    """The database a PostgreSQL backend or autovacuum worker works on, from its process title
+    (``postgres: 15/main: user db 127.0.0.1(5432) idle``); None for the shared background processes."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return None
+    words = title.split()
+    if "autovacuum worker" in title:
+        return words[-1]
+    for i, word in enumerate(words[2:], 2):
+        if word == "[local]" or (word.endswith(")") and "(" in word):
+            return words[i - 1]
+    return None
+
+
+def cpu_ticks(master: int, database: str) -> dict[str, dict[int, int]]:
+    """CPU ticks per process of the gunicorn master + workers and of the PostgreSQL processes
+    (background ones and those of ``database``: other databases' backends are other load),
     and of the whole machine (``machine``, pid 0)."""
     groups: dict[str, dict[int, int]] = {"server": {}, "postgres": {}, "machine": {0: machine_busy_ticks()}}
     for pid, ppid, comm, ticks in processes():
         if master in (pid, ppid):
             groups["server"][pid] = ticks
-        elif comm == "postgres":
+        elif comm == "postgres" and pg_database(pid) in (None, database):
             groups["postgres"][pid] = ticks
     return groups
 
@@ -642,11 +735,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log_dir = Path(tempfile.mkdtemp(prefix="cms-bench-"))
     servers: list[Gunicorn] = []
     driver = Driver(args.client_procs, args.conn_requests)
+    wrk = None if args.no_wrk else shutil.which("wrk")
     phases: dict[str, PhaseResult] = {}
     out: dict[str, Any] = {}
 
     def drive(name: str, spec: PhaseSpec) -> PhaseResult:
         """``driver.run``, keeping track of the articles created and their latest versions."""
+        if spec.driver == "wrk":
+            assert wrk is not None
+            result = run_wrk(wrk, spec, log_dir)
+            result.name = name
+            return result
         if spec.kind in ("update", "grow"):
             spec = replace(spec, versions=tuple(known.get(aid, 1) for aid in spec.ids))
         result = driver.run(name, spec)
@@ -661,9 +760,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         processes used ``NOISY_CORES`` or more meanwhile: they compete for the same cores.
         """
         for attempt in range(1, args.retries + 2):
-            before = cpu_ticks(server.proc.pid)
+            before = cpu_ticks(server.proc.pid, db_name)
             result = drive(name, spec)
-            after = cpu_ticks(server.proc.pid)
+            after = cpu_ticks(server.proc.pid, db_name)
             cpu = {
                 group: sum(t - before[group].get(pid, 0) for pid, t in ticks.items()) / CLOCK_TICKS
                 for group, ticks in after.items()
@@ -682,7 +781,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         s = result.summary()
         cores = " ".join(f"{k} {v}" for k, v in s["cpu_cores"].items())
         print(
-            f"  {result.name:<30} {s['requests_per_s']:>8.1f} req/s  p50 {s['p50_ms']} ms"
+            f"  {result.name:<34} {s['requests_per_s']:>8.1f} req/s  p50 {s['p50_ms']} ms"
             f"  errors {s['errors']}  CPU cores: {cores}"
         )
         phases[result.name] = result
@@ -710,6 +809,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bare.wait_ready("/ping")
         phase("bare GET /ping", PhaseSpec("ping", bare.port, "", seconds, conc), bare)
         phase("bare POST /echo", PhaseSpec("echo", bare.port, "", seconds, conc), bare)
+        if wrk:
+            spec = PhaseSpec("ping", bare.port, "", seconds, conc, driver="wrk")
+            phase("bare GET /ping" + WRK_SUFFIX, spec, bare)
         bare.stop()
 
         print("CMS (cms.wsgi:app):")
@@ -722,8 +824,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ids = tuple(created)
         if not ids:
             raise RuntimeError(f"no article was created; see {api.log}")
+        out["articles"] = len(ids)  # the articles the update and read phases spread over
         phase("update PATCH /articles/{id}", PhaseSpec("update", api.port, key, seconds, conc, ids), api)
         phase("read GET /articles/{id}", PhaseSpec("read", api.port, key, seconds, conc, ids), api)
+        if wrk:
+            spec = PhaseSpec("read", api.port, key, seconds, conc, ids, driver="wrk")
+            phase("read GET /articles/{id}" + WRK_SUFFIX, spec, api)
 
         if args.versions > 1:
             print(f"versions: building an article with {args.versions} versions (sequential PATCH)")
@@ -744,24 +850,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ([single, many],),
                     ).fetchall()
                 )
-            # A B B A halves, so drift (autovacuum, caches) affects both articles alike.
-            half = seconds / 2
-            reads = {
-                single: PhaseResult("read latest, 1 version", "read"),
-                many: PhaseResult(f"read latest, {args.versions} versions", "read"),
-            }
-            drive("warm", PhaseSpec("read", api.port, key, warm, conc, (single, many)))
-            for aid in (single, many, many, single):
-                reads[aid].add(measure("", PhaseSpec("read", api.port, key, half, conc, (aid,)), api))
-            for r in reads.values():
-                report(r)
+
+            def latest_reads(how: str) -> float | None:
+                """Reads of each article in A B B A halves, so drift (autovacuum, caches) hits both alike."""
+                suffix = WRK_SUFFIX if how == "wrk" else ""
+                reads = {
+                    single: PhaseResult("read latest, 1 version" + suffix, "read", how),
+                    many: PhaseResult(f"read latest, {args.versions} versions" + suffix, "read", how),
+                }
+                drive("warm", PhaseSpec("read", api.port, key, warm, conc, (single, many), driver=how))
+                for aid in (single, many, many, single):
+                    spec = PhaseSpec("read", api.port, key, seconds / 2, conc, (aid,), driver=how)
+                    reads[aid].add(measure("", spec, api))
+                for r in reads.values():
+                    report(r)
+                return ratio(reads[many].rps, reads[single].rps)
+
+            ratios = {"python": latest_reads("python")}
+            if wrk:
+                ratios["wrk"] = latest_reads("wrk")
             out["versions"] = {
                 "versions": args.versions,
                 "rows_in_db": {"1 version": counts.get(single), "many": counts.get(many)},
                 "build_seconds": round(build_s, 1),
                 "build_patch_per_s": round(grow.rps, 1),
                 "build_errors": grow.errors,
-                "read_ratio_many_to_one": ratio(reads[many].rps, reads[single].rps),
+                # The one judged against the target: wrk's when there is one.
+                "read_ratio_many_to_one": ratios.get("wrk", ratios["python"]),
+                "read_ratio_by_driver": ratios,
             }
         out["memory"] = sampler.stop()
         out["memory"]["workers"] = len(api.pids) - 1
@@ -781,20 +897,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out["phases"] = {}
     for name, r in phases.items():
         s = r.summary()
-        # Writes against the JSON-parsing POST ceiling, reads against the GET one.
-        s["bare_ceiling"] = "bare POST /echo" if r.kind in ("create", "update", "echo") else "bare GET /ping"
+        # Writes against the JSON-parsing POST ceiling, reads against the GET one (same driver).
+        ceiling = "bare POST /echo" if r.kind in ("create", "update", "echo") else "bare GET /ping"
+        s["bare_ceiling"] = ceiling + (WRK_SUFFIX if r.driver == "wrk" else "")
         s["ratio_to_bare"] = ratio(r.rps, phases[s["bare_ceiling"]].rps)
         out["phases"][name] = s
+    out["read_target_driver"] = "wrk" if wrk else "python"
     return out
 
 
 def print_table(results: dict[str, Any]) -> None:
     """The results as a fixed-width table, with the targets beside the figures."""
     ph = results["phases"]
-    targets = {
-        "create POST /articles": TARGET_CREATES,
-        "read GET /articles/{id}": TARGET_READS,
-    }
+    read = "read GET /articles/{id}"
+    judged = read + WRK_SUFFIX if results["read_target_driver"] == "wrk" else read
+    targets = {"create POST /articles": TARGET_CREATES, judged: TARGET_READS}
     cfg = results["config"]
     print()
     print(
@@ -804,7 +921,7 @@ def print_table(results: dict[str, Any]) -> None:
         + f", concurrency {cfg['concurrency']}, {cfg['seconds']:g}s per phase"
     )
     header = (
-        f"{'phase':<32}{'req/s':>9}{'vs bare':>9}{'p50 ms':>8}{'p99 ms':>8}  {'errors':<12}"
+        f"{'phase':<34}{'req/s':>9}{'vs bare':>9}{'p50 ms':>8}{'p99 ms':>8}  {'errors':<12}"
         f"{'CPU cores srv/pg/drv/other':<28}target"
     )
     print(header)
@@ -819,17 +936,35 @@ def print_table(results: dict[str, Any]) -> None:
         c = s["cpu_cores"]
         cores = "/".join(f"{c.get(k) or 0:.2f}" for k in ("server", "postgres", "driver", "other"))
         print(
-            f"{name:<32}{s['requests_per_s']:>9.1f}{vs:>9}{s['p50_ms'] or 0:>8.2f}"
+            f"{name:<34}{s['requests_per_s']:>9.1f}{vs:>9}{s['p50_ms'] or 0:>8.2f}"
             f"{s['p99_ms'] or 0:>8.2f}  {errors:<12}{cores:<28}{target}"
+        )
+    print(
+        f"Updates cycle through, and reads pick at random from, the {results['articles']:,} articles created."
+    )
+    drv = {name: s["cpu_cores"].get("driver") or 0 for name, s in ph.items()}
+    if judged != read:
+        print(
+            f"Reads are judged on the wrk line (C load driver: {drv[judged]:.2f} cores, against "
+            f"{drv[read]:.2f} for the Python driver, on the same {cfg['cpus']} cores as the server)."
+        )
+    else:
+        print(
+            f"wrk not found: reads are judged on the Python driver, which itself took {drv[read]:.2f} "
+            f"of the {cfg['cpus']} cores (apt-get install wrk for the C driver)."
         )
     if "versions" in results:
         v = results["versions"]
         r = v["read_ratio_many_to_one"]
         mark = "ok" if r is not None and abs(1 - r) <= TARGET_VERSION_RATIO else "OUTSIDE"
+        by = v["read_ratio_by_driver"]
+        also = f"; Python driver {by['python']:.3f}" if "wrk" in by else ""
         print(
             f"latest-version read, {v['versions']} vs 1 versions: ratio {r:.3f} "
-            f"(target within {TARGET_VERSION_RATIO:.0%}: {mark}); "
-            f"built {v['rows_in_db']['many']} versions in {v['build_seconds']}s "
+            f"({results['read_target_driver']}{also}; target within {TARGET_VERSION_RATIO:.0%}: {mark})"
+        )
+        print(
+            f"  built {v['rows_in_db']['many']} versions in {v['build_seconds']}s "
             f"({v['build_patch_per_s']} PATCH/s at concurrency 1)"
         )
     m = results["memory"]
@@ -847,10 +982,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=8.0, help="duration of each measured phase")
     p.add_argument("--concurrency", type=int, default=24, help="requests in flight")
-    # Defaults from a sweep on a 2-core machine (bench/README.md): sync x4 was the best setting that
-    # is also repeatable. gthread keeps connections alive and was up to ~10% faster when the
-    # connections happened to be spread over the workers, but up to 2x slower when most of them
-    # landed on one worker (one GIL), which happened in several runs.
+    # Defaults from sweeps on a 2-core machine (bench/README.md), the last one with both drivers:
+    # sync x4 is the setting that repeats. gthread 4x2 keeps connections alive and was 3-8% faster
+    # on average, with 2-5x the p99; in some runs most connections landed on one worker (one GIL)
+    # and a phase fell by up to 40%.
     p.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     p.add_argument(
         "--worker-class", default="sync", choices=["sync", "gthread"], help="gunicorn worker class"
@@ -862,6 +997,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--conn-requests", type=int, default=0, help="requests per client connection (0: unlimited)"
     )
     p.add_argument("--client-procs", type=int, default=1, help="load-driver processes")
+    p.add_argument("--no-wrk", action="store_true", help="do not use wrk even if it is on PATH")
     p.add_argument("--pg-dsn", default=ADMIN_DSN, help="admin DSN (URL form) used to create the database")
     p.add_argument("--keep-db", action="store_true", help="do not drop the benchmark database")
     p.add_argument("--retries", type=int, default=2, help="repeats of a phase disturbed by other load")
@@ -892,6 +1028,13 @@ def git_revision() -> str:
     return rev + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def git_dirty_files() -> list[str]:
+    """Tracked files with uncommitted changes (what ``+dirty`` in the revision stands for)."""
+    command = ["git", "status", "--porcelain", "--untracked-files=no"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    return [line[3:] for line in done.stdout.splitlines() if line.strip()]
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C, so the servers stop and the database is dropped."""
     raise KeyboardInterrupt
@@ -901,6 +1044,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     started = datetime.now(UTC)
+    wrk = None if args.no_wrk else shutil.which("wrk")
     results: dict[str, Any] = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "config": {
@@ -917,6 +1061,9 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "machine": platform.machine(),
             "revision": git_revision(),
+            "dirty_files": git_dirty_files(),
+            "wrk": wrk_version(wrk) if wrk else None,
+            "wrk_threads": WRK_THREADS,
         },
     }
     load = background_load(args.wait_idle)
