@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cms.extensions import db
 from cms.models import Role
 from tests.helpers import create
 
@@ -100,3 +101,24 @@ def test_last_admin_key_cannot_be_revoked(client, keys):
     r = client.delete(f"/api/v1/api-keys/{admin_ids[0]}", headers=admin)
     assert r.status_code == 409
     assert client.get("/api/v1/api-keys", headers=admin).status_code == 200
+
+
+def test_revocation_reaches_other_processes_without_the_cache(committed_app):
+    """Another process (here: another app on the same database) honours a revocation at
+    once with CMS_AUTH_CACHE_SECONDS=0, and the revoking process always does."""
+    from tests.conftest import Keys, make_app
+
+    keys = Keys(committed_app)
+    admin = keys.auth(Role.ADMIN)
+    a = committed_app.test_client()
+    created = a.post("/api/v1/api-keys", json={"name": "temp", "role": "reader"}, headers=admin).get_json()
+    temp = {"Authorization": f"Bearer {created['key']}"}
+    other_app = make_app(committed_app.config["CMS_DATABASE_URL"], CMS_AUTH_CACHE_SECONDS=0)
+    b = other_app.test_client()
+    assert a.get("/api/v1/articles", headers=temp).status_code == 200  # now cached in process A
+    assert b.get("/api/v1/articles", headers=temp).status_code == 200
+    assert a.delete(f"/api/v1/api-keys/{created['id']}", headers=admin).status_code == 204
+    assert a.get("/api/v1/articles", headers=temp).status_code == 401
+    assert b.get("/api/v1/articles", headers=temp).status_code == 401
+    with other_app.app_context():
+        db.engine.dispose()

@@ -193,8 +193,12 @@ def test_bad_input_is_422_listing_the_field_and_changes_nothing(client, keys, bo
 
 def test_malformed_requests_get_clear_4xx(client, keys):
     auth = keys.auth()
-    for raw in ('{"\\ud800": 1}', '{"headline": "x", "lead_image": {"\\udfff": 2}}',
-                '{"headline": "\\ud800"}', '{"headline": "x", "tags": ["\\udc00"]}'):
+    for raw in (
+        '{"\\ud800": 1}',
+        '{"headline": "x", "lead_image": {"\\udfff": 2}}',
+        '{"headline": "\\ud800"}',
+        '{"headline": "x", "tags": ["\\udc00"]}',
+    ):
         r = client.post("/api/v1/articles", data=raw, content_type="application/json", headers=auth)
         assert r.status_code == 422, raw
     r = client.post("/api/v1/articles", data="{not json", content_type="application/json", headers=auth)
