@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +56,19 @@ def patch(
 
 def post(client: FlaskClient, auth: dict[str, str], article_id: str, action: str, **body: Any):
     return client.post(f"/api/v1/articles/{article_id}/{action}", json=body, headers=auth)
+
+
+def at_once(n: int, fn: Callable[[int], Any], timeout: float = 120) -> None:
+    """Run ``fn(0) … fn(n-1)`` in n threads released together; fail if any hangs."""
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        fn(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a concurrent worker did not finish"

@@ -13,7 +13,7 @@ from cms.models import OutboxEvent, Role
 from cms.services import articles, publishing
 from cms.services.actors import Actor
 from tests.conftest import Keys
-from tests.helpers import create, patch, post, seed_fields
+from tests.helpers import at_once, create, patch, post, seed_fields
 
 
 def _events(app, article_id):
@@ -191,11 +191,9 @@ def test_concurrent_publishes_get_gap_free_sequences(committed_app):
 
     statuses: list[int] = []
     lock = threading.Lock()
-    barrier = threading.Barrier(8)
 
     def worker(n: int) -> None:
         c = app.test_client()
-        barrier.wait()
         for i in range(6):
             action, body = [("publish", {"version": 2 + (n + i) % 10}), ("unpublish", {}), ("publish", {})][
                 (n + i) % 3
@@ -204,12 +202,7 @@ def test_concurrent_publishes_get_gap_free_sequences(committed_app):
             with lock:
                 statuses.append(r.status_code)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
+    at_once(8, worker)
 
     assert set(statuses) <= {200, 409, 404}, statuses
     events = _events(app, aid)
@@ -225,12 +218,10 @@ def test_concurrent_saves_from_the_same_version_let_exactly_one_win(committed_ap
     keys = Keys(app)
     editor = keys.auth(Role.EDITOR)
     article = create(app.test_client(), editor, headline="Race")
-    barrier = threading.Barrier(8)
     statuses: list[int] = []
 
     def save(n: int) -> None:
         c = app.test_client()
-        barrier.wait()
         r = c.patch(
             f"/api/v1/articles/{article['id']}",
             json={"headline": f"Editor {n}"},
@@ -238,11 +229,7 @@ def test_concurrent_saves_from_the_same_version_let_exactly_one_win(committed_ap
         )
         statuses.append(r.status_code)
 
-    threads = [threading.Thread(target=save, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    at_once(8, save)
     assert sorted(statuses) == [200] + [412] * 7
     listing = app.test_client().get(f"/api/v1/articles/{article['id']}/versions", headers=editor).get_json()
     assert [v["number"] for v in listing["items"]] == [1, 2]
@@ -253,20 +240,14 @@ def test_concurrent_creates_with_one_headline_get_distinct_slugs(committed_app):
     app = committed_app
     keys = Keys(app)
     writer = keys.auth(Role.WRITER)
-    barrier = threading.Barrier(8)
     results: list[tuple[int, str | None]] = []
 
-    def make() -> None:
+    def make(_n: int) -> None:
         c = app.test_client()
-        barrier.wait()
         r = c.post("/api/v1/articles", json={"headline": "Breaking: election results"}, headers=writer)
         results.append((r.status_code, (r.get_json() or {}).get("slug")))
 
-    threads = [threading.Thread(target=make) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    at_once(8, make)
     assert [status for status, _ in results] == [201] * 8
     slugs = sorted(slug for _, slug in results)
     assert slugs == sorted(
