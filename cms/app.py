@@ -61,6 +61,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.extensions["cms_auth_cache"] = ActorCache(ttl=settings["CMS_AUTH_CACHE_SECONDS"])
     app.extensions["cms_render_cache"] = RenderCache(max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20))
+    if settings["CMS_BROKER_URL"]:
+        from cms.broker import Nudger
+
+        app.extensions["cms_nudger"] = Nudger(settings["CMS_BROKER_URL"], settings["CMS_BROKER_PREFIX"])
 
     from cms.api import register_api
     from cms.api.problems import register_error_handlers

@@ -24,6 +24,10 @@ def _int(value: str | int) -> int:
     return int(value)
 
 
+def _bool(value: str | bool) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
 # name -> (default, converter); the name is the Flask config key and, with the
 # prefix, the environment variable.
 SETTINGS: dict[str, tuple[Any, Any]] = {
@@ -38,7 +42,28 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_AUTH_CACHE_SECONDS": (5.0, float),
     # Per-process memory for serialised article bodies (0 disables).
     "CMS_RENDER_CACHE_MB": (16.0, float),
-    "CMS_SQL_ECHO": (False, lambda v: str(v).lower() in {"1", "true", "yes"}),
+    "CMS_SQL_ECHO": (False, _bool),
+    # The Celery broker (Redis in production). Empty: the API does not nudge
+    # workers after a commit; the periodic relay still finds every event.
+    "CMS_BROKER_URL": ("redis://127.0.0.1:6379/0", str),
+    # Prefix for every broker key (several installations on one Redis).
+    "CMS_BROKER_PREFIX": ("", str),
+    # Networks webhooks may reach although not public (e.g. 127.0.0.0/8 in development).
+    "CMS_WEBHOOK_ALLOWED_NETWORKS": ("", str),
+    "CMS_WEBHOOK_HTTPS_ONLY": (False, _bool),
+    # Seconds before attempts 1..n (attempt 1 at once); ±20% jitter is added.
+    "CMS_WEBHOOK_RETRY_SCHEDULE": ("0,5,300,1800,7200,18000,36000,50400,72000,86400", str),
+    "CMS_WEBHOOK_CONNECT_TIMEOUT": (5.0, float),
+    "CMS_WEBHOOK_TIMEOUT": (15.0, float),
+    # How long a claimed delivery may stay in flight before the sweep re-sends it.
+    "CMS_WEBHOOK_LEASE_SECONDS": (60.0, float),
+    "CMS_WEBHOOK_DISABLE_AFTER_DAYS": (5.0, float),
+    "CMS_WEBHOOK_ROTATION_GRACE_HOURS": (24.0, float),
+    # Deliveries per send task; a worker sends one batch itself and queues the rest.
+    "CMS_WEBHOOK_BATCH": (200, _int),
+    # Periodic (Celery beat) relay of the outbox and sweep of due retries / expired leases.
+    "CMS_RELAY_INTERVAL": (2.0, float),
+    "CMS_SWEEP_INTERVAL": (1.0, float),
 }
 
 

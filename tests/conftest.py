@@ -31,7 +31,9 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 def make_app(url: str, **overrides: Any) -> Flask:
-    return create_app({"CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "test", **overrides})
+    # No broker unless a test asks for one: publishing must work without it.
+    settings = {"CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "test", "CMS_BROKER_URL": "", **overrides}
+    return create_app(settings)
 
 
 def migrate(app: Flask) -> None:

@@ -8,7 +8,16 @@ PREFIX = "/api/v1"
 
 
 def register_api(app: Flask) -> None:
-    from cms.api import api_keys, articles, openapi, publishing, versions
+    from cms.api import (
+        api_keys,
+        articles,
+        deliveries,
+        events,
+        openapi,
+        publishing,
+        subscriptions,
+        versions,
+    )
 
-    for module in (articles, versions, publishing, api_keys, openapi):
+    for module in (articles, versions, publishing, subscriptions, deliveries, events, api_keys, openapi):
         app.register_blueprint(module.bp, url_prefix=PREFIX)

@@ -19,6 +19,7 @@ from marshmallow import Schema
 from sqlalchemy import Connection
 
 from cms.api.problems import ApiError
+from cms.broker import RELAY_TASK, SWEEP_TASK, Nudger
 from cms.extensions import db
 from cms.models import Role
 from cms.services import api_keys
@@ -190,8 +191,22 @@ def parse_query(schema: Schema) -> dict[str, Any]:
 
 
 def commit() -> None:
-    """End the request's unit of work: the one commit of a mutating request."""
+    """End the request's unit of work: the one commit of a mutating request.
+
+    When the transaction recorded outbox events (or made deliveries due), the
+    workers are nudged once it has committed; the periodic relay and sweep
+    find the work anyway if the nudge is lost.
+    """
+    info = db.session.info
+    relay = info.pop("outbox_recorded", False)
+    sweep = info.pop("deliveries_due", False)
     db.session.commit()
+    nudger: Nudger | None = current_app.extensions.get("cms_nudger")
+    if nudger is not None:
+        if relay:
+            nudger.nudge(RELAY_TASK)
+        if sweep:
+            nudger.nudge(SWEEP_TASK)
 
 
 def respond(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

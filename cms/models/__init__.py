@@ -3,17 +3,32 @@
 from cms.models.api_keys import ApiKey, Role
 from cms.models.articles import Article, ArticleState, ArticleTag, ArticleVersion
 from cms.models.base import Base
+from cms.models.deliveries import (
+    OPEN_STATUSES,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventPayload,
+)
 from cms.models.events import OutboxEvent
 from cms.models.idempotency import IdempotencyRecord
+from cms.models.subscriptions import PayloadFormat, Subscription
 
 __all__ = [
+    "OPEN_STATUSES",
     "ApiKey",
     "Article",
     "ArticleState",
     "ArticleTag",
     "ArticleVersion",
     "Base",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "EventPayload",
     "IdempotencyRecord",
     "OutboxEvent",
+    "PayloadFormat",
     "Role",
+    "Subscription",
 ]

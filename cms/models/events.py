@@ -2,7 +2,8 @@
 
 Rows are written in the same transaction as the state change they describe,
 so an event exists if and only if the change was committed. The relay (the
-webhook issue) reads rows whose ``relayed_at`` is empty.
+webhook issue) reads rows whose ``relayed_at`` is empty
+and fans each out into deliveries.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ class OutboxEvent(Base):
     __table_args__ = (
         UniqueConstraint("article_id", "sequence"),
         Index("ix_outbox_events_unrelayed", "relayed_at", "occurred_at"),
+        Index("ix_outbox_events_occurred_at_id", "occurred_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(64), index=True)
     article_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("articles.id"))
+    # The one subscription a system event (ping, subscription.disabled) concerns.
+    subscription_id: Mapped[uuid.UUID | None]
     version: Mapped[int | None]
     sequence: Mapped[int | None]
     occurred_at: Mapped[datetime]

@@ -1,0 +1,100 @@
+"""Deliveries: one row per (event, subscription), and a log row per attempt.
+
+The database, not the broker, is the truth about what was sent: a delivery
+is ``pending`` (waiting for ``next_attempt_at``), ``in_flight`` (claimed by a
+worker until ``lease_expires_at``), or final (``succeeded``, ``failed``,
+``cancelled``).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cms.models.base import Base
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.IN_FLIGHT.value)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscription_id"),
+        # Due work (sweeps) and expired leases; only open rows are indexed.
+        Index(
+            "ix_deliveries_open",
+            "status",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'in_flight')"),
+            sqlite_where=text("status IN ('pending', 'in_flight')"),
+        ),
+        # Per (subscription, article) ordering checks.
+        Index("ix_deliveries_order", "subscription_id", "article_id", "sequence"),
+        Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
+        Index("ix_deliveries_article_id", "article_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbox_events.id"))
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
+    # Copied from the event: ordering is per (subscription, article), by sequence.
+    article_id: Mapped[uuid.UUID | None]
+    sequence: Mapped[int | None]
+    event_type: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Failed attempts in the current cycle (a redelivery starts a new cycle).
+    retry_index: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """What happened on one HTTP attempt (kept forever; the delivery log)."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_delivery_id", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deliveries.id"))
+    number: Mapped[int]
+    attempted_at: Mapped[datetime]
+    duration_ms: Mapped[float | None]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    # succeeded | retrying | failed | gone (410) | lease-expired
+    outcome: Mapped[str] = mapped_column(String(16))
+
+
+class EventPayload(Base):
+    """An event rendered once per format; every subscriber gets these exact bytes."""
+
+    __tablename__ = "event_payloads"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbox_events.id"), primary_key=True)
+    format: Mapped[str] = mapped_column(String(16), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)

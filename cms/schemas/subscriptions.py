@@ -1,0 +1,112 @@
+"""Webhook subscription schemas. The signing secret appears only in create and rotate responses."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from cms.schemas.common import NonBlank, PageQuerySchema, Str, StrictSchema, UTCDateTime
+from cms.services.subscriptions import EVENT_TYPE_PATTERNS
+
+FORMATS = ("json", "ninjs")
+
+
+def _names(max_items: int, max_len: int, description: str) -> fields.List:
+    return fields.List(
+        Str(validate=[validate.Length(min=1, max=max_len), NonBlank()]),
+        validate=validate.Length(max=max_items),
+        metadata={"description": description},
+    )
+
+
+class SubscriptionFieldsSchema(StrictSchema):
+    url = Str(
+        required=True,
+        validate=validate.Length(min=1, max=2048),
+        metadata={"description": "http(s) URL; must resolve to a public address (SSRF guard)."},
+    )
+    description = Str(allow_none=True, validate=validate.Length(max=500))
+    event_types = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPE_PATTERNS)),
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "Event types, or `*` / `article.*` (all article events). Default `*`."},
+    )
+    sections = _names(100, 100, "Only articles in these sections (empty: all).")
+    tags = _names(100, 100, "Only articles with at least one of these tags (empty: all).")
+    languages = _names(50, 35, "Only articles in these languages; `en` also selects `en-GB` (empty: all).")
+    format = fields.String(
+        validate=validate.OneOf(FORMATS),
+        metadata={"description": "`json` (our article JSON) or `ninjs` (IPTC ninjs 2.1). Default `json`."},
+    )
+    headers = fields.Dict(
+        keys=Str(validate=validate.Length(min=1, max=100)),
+        values=Str(validate=validate.Length(max=1000)),
+        validate=validate.Length(max=20),
+        metadata={"description": "Static headers sent with every webhook (not webhook-*)."},
+    )
+    enabled = fields.Boolean(metadata={"description": "Disabled subscriptions keep their deliveries queued."})
+    max_in_flight = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=100),
+        metadata={"description": "Concurrent requests to this endpoint at most (default 4)."},
+    )
+
+
+class SubscriptionCreateSchema(SubscriptionFieldsSchema):
+    pass
+
+
+class SubscriptionUpdateSchema(SubscriptionFieldsSchema):
+    url = Str(validate=validate.Length(min=1, max=2048))
+
+
+class SubscriptionSchema(Schema):
+    id = fields.UUID(required=True)
+    url = fields.String(required=True)
+    description = fields.String(required=True, allow_none=True)
+    event_types = fields.List(fields.String(), required=True)
+    sections = fields.List(fields.String(), required=True)
+    tags = fields.List(fields.String(), required=True)
+    languages = fields.List(fields.String(), required=True)
+    format = fields.String(required=True)
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    enabled = fields.Boolean(required=True)
+    max_in_flight = fields.Integer(required=True)
+    secret_prefix = fields.Method("_secret_prefix", required=True, metadata={"type": "string"})
+    previous_secret_expires_at = fields.AwareDateTime(required=True, allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+    disabled_at = fields.AwareDateTime(required=True, allow_none=True)
+    disabled_reason = fields.String(required=True, allow_none=True)
+    failing_since = fields.AwareDateTime(required=True, allow_none=True)
+    consecutive_failures = fields.Integer(required=True)
+    last_success_at = fields.AwareDateTime(required=True, allow_none=True)
+    last_failure_at = fields.AwareDateTime(required=True, allow_none=True)
+
+    def _secret_prefix(self, obj: object) -> str:
+        from cms.webhooks.signing import secret_hint
+
+        return secret_hint(obj.secret)  # type: ignore[attr-defined]
+
+
+class SubscriptionWithSecretSchema(SubscriptionSchema):
+    secret = fields.String(required=True, metadata={"description": "Shown once; store it now."})
+
+
+class SubscriptionPageSchema(Schema):
+    items = fields.List(fields.Nested(SubscriptionSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class RecoverSchema(StrictSchema):
+    since = UTCDateTime(required=True, metadata={"description": "Re-send failed deliveries created since."})
+
+
+class RecoverResultSchema(Schema):
+    requeued = fields.Integer(required=True)
+
+
+class PingResultSchema(Schema):
+    event_id = fields.UUID(required=True)
+
+
+SubscriptionListQuerySchema = PageQuerySchema

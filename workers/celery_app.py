@@ -1,0 +1,64 @@
+"""The Celery application, configured from ``CMS_*`` settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from cms.broker import QUEUES, RELAY_TASK, SWEEP_TASK, TASK_QUEUES, transport_options
+from cms.config import load_config
+
+
+def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
+    settings = load_config(config)
+    app = Celery("cms", set_as_current=False)
+    relay_every = float(settings["CMS_RELAY_INTERVAL"])
+    sweep_every = float(settings["CMS_SWEEP_INTERVAL"])
+    var = Path(os.environ.get("CMS_VAR_DIR", "var")).resolve()
+    app.conf.update(
+        broker_url=settings["CMS_BROKER_URL"] or "redis://127.0.0.1:6379/0",
+        broker_transport_options=transport_options(settings["CMS_BROKER_PREFIX"]),
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a broker outage is waited out, never fatal
+        # At least once: a message is acknowledged only after its task ran, and
+        # given back if the worker process dies; one message per process at a time.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Below the broker's visibility timeout (3600 s), so no running task is re-sent.
+        task_time_limit=300,
+        task_soft_time_limit=240,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=QUEUES[0],
+        task_queues=[Queue(name) for name in QUEUES],
+        task_routes={name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        beat_schedule={
+            # Periodic runs are the safety net behind the API's nudges; stale
+            # ones are dropped rather than piling up while workers are down.
+            "relay-outbox": {
+                "task": RELAY_TASK,
+                "schedule": relay_every,
+                "options": {"expires": max(relay_every * 5, 10)},
+            },
+            "sweep-deliveries": {
+                "task": SWEEP_TASK,
+                "schedule": sweep_every,
+                "options": {"expires": max(sweep_every * 5, 10)},
+            },
+        },
+        beat_schedule_filename=str(var / "celerybeat-schedule"),
+    )
+    app.conf.cms_settings = settings
+    # Registers the tasks on this app (shared_task binds them to every app).
+    import workers.tasks  # noqa: F401
+
+    return app

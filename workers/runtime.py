@@ -1,0 +1,273 @@
+"""Per worker process: the Flask app, the sending loop and the outcome recorder.
+
+Sending happens on one asyncio loop per process, in a background thread, with
+one aiohttp session (keep-alive connections to every endpoint). A task hands
+its jobs to the loop and waits for them only briefly: a hanging endpoint
+keeps one coroutine busy until its timeout, never a worker process. Outcomes
+go to a recorder thread that writes them in bulk, one transaction per batch,
+and immediately claims what they unblocked (the next event of an article, a
+freed in-flight slot). Whatever is still in flight when a process dies is
+re-sent by the sweep once its database lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.exc import DBAPIError
+
+from cms import create_app
+from cms.broker import DELIVER_TASK, DELIVERIES_QUEUE, RELAY_TASK, RETRIES_QUEUE
+from cms.clock import utcnow
+from cms.extensions import db
+from cms.services import dispatch, fanout
+from cms.webhooks.sender import Job, Result, Sender
+from cms.webhooks.urls import parse_networks
+
+log = logging.getLogger("workers")
+
+TASK_WAIT_SECONDS = 1.0  # how long a task waits for its own sends before returning
+MAX_OUTSTANDING = 20_000  # jobs queued in one process's loop before submitters wait
+RECORD_BATCH = 1000
+RECORD_WINDOW = 0.005  # seconds to gather more outcomes into one transaction
+RELAY_EVENTS = 100  # events per relay transaction
+RELAY_ROUNDS = 50
+CLAIM_LIMIT = 10_000
+
+
+class Runtime:
+    """Everything one worker process needs; build with ``Runtime.start``."""
+
+    def __init__(self, app: Flask, send_task: Callable[..., Any]) -> None:
+        self.app = app
+        self.config = app.config
+        self.policy = dispatch.policy(app.config)
+        self.batch = int(app.config["CMS_WEBHOOK_BATCH"])
+        self._send_task = send_task
+        self.loop = asyncio.new_event_loop()
+        self.sender = Sender(
+            allowed=parse_networks(app.config["CMS_WEBHOOK_ALLOWED_NETWORKS"]),
+            connect_timeout=float(app.config["CMS_WEBHOOK_CONNECT_TIMEOUT"]),
+            total_timeout=float(app.config["CMS_WEBHOOK_TIMEOUT"]),
+        )
+        self._caps: dict[uuid.UUID, asyncio.Semaphore] = {}
+        self._results: queue.Queue[Result | None] = queue.Queue()
+        self._outstanding = 0
+        self._room = threading.Condition()
+        self._stopping = threading.Event()
+        self._loop_thread = threading.Thread(target=self._run_loop, name="webhook-sender", daemon=True)
+        self._recorder = threading.Thread(target=self._record_forever, name="webhook-recorder", daemon=True)
+
+    @classmethod
+    def start(cls, send_task: Callable[..., Any], config: dict[str, Any] | None = None) -> Runtime:
+        runtime = cls(create_app(config), send_task)
+        runtime._loop_thread.start()
+        asyncio.run_coroutine_threadsafe(runtime.sender.open(), runtime.loop).result(timeout=10)
+        runtime._recorder.start()
+        return runtime
+
+    # ------------------------------------------------------------------ loop
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def _send_one(self, job: Job) -> Result:
+        cap = self._caps.get(job.subscription_id)
+        if cap is None:
+            cap = self._caps[job.subscription_id] = asyncio.Semaphore(max(1, job.max_in_flight))
+        async with cap:
+            result = await self.sender.send(job)
+        self._results.put(result)
+        with self._room:
+            self._outstanding -= 1
+            self._room.notify_all()
+        return result
+
+    async def _send_batch(self, jobs: Sequence[Job]) -> list[Result]:
+        return list(await asyncio.gather(*(self._send_one(job) for job in jobs)))
+
+    def submit(self, jobs: Sequence[Job]) -> concurrent.futures.Future[list[Result]]:
+        """Start sending ``jobs`` on the loop; outcomes are recorded whatever the caller does."""
+        with self._room:
+            while self._outstanding > MAX_OUTSTANDING and not self._stopping.is_set():
+                self._room.wait(timeout=1.0)
+            self._outstanding += len(jobs)
+        return asyncio.run_coroutine_threadsafe(self._send_batch(jobs), self.loop)
+
+    def send_and_wait(self, jobs: Sequence[Job], wait: float = TASK_WAIT_SECONDS) -> None:
+        if not jobs:
+            return
+        future = self.submit(jobs)
+        # Slow endpoints finish in the background; their leases cover a crash.
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            future.result(timeout=wait)
+
+    def dispatch(self, jobs: Sequence[Job], *, wait: bool = True) -> None:
+        """Send the first batch here and queue the rest for other worker processes.
+
+        If the broker is unreachable the rest is sent here too: the jobs are
+        already claimed, and waiting for their leases to expire would only
+        delay them.
+        """
+        if not jobs:
+            return
+        local, rest = list(jobs[: self.batch]), list(jobs[self.batch :])
+        while rest:
+            chunk, rest = rest[: self.batch], rest[self.batch :]
+            queue_name = DELIVERIES_QUEUE if chunk[0].attempt == 1 else RETRIES_QUEUE
+            try:
+                self._send_task(DELIVER_TASK, args=[[str(j.delivery_id) for j in chunk]], queue=queue_name)
+            except Exception as exc:
+                log.warning("could not queue %d deliveries (%s); sending them here", len(chunk), exc)
+                local.extend(chunk)
+        if wait:
+            self.send_and_wait(local)
+        else:
+            self.submit(local)
+
+    # -------------------------------------------------------------- recorder
+
+    def _record_forever(self) -> None:
+        with self.app.app_context():
+            while True:
+                first = self._results.get()
+                if first is None:
+                    return
+                batch = [first]
+                deadline = time.monotonic() + RECORD_WINDOW
+                while len(batch) < RECORD_BATCH:
+                    remaining = deadline - time.monotonic()
+                    try:
+                        item = self._results.get(timeout=max(remaining, 0)) if remaining > 0 else None
+                    except queue.Empty:
+                        item = None
+                    if item is None:
+                        break
+                    batch.append(item)
+                try:
+                    self._record(batch)
+                except Exception:
+                    log.exception(
+                        "could not record %d outcomes; their leases will expire and resend", len(batch)
+                    )
+                    db.session.rollback()
+
+    def _record(self, results: list[Result]) -> None:
+        follow: list[Job] = []
+        for attempt in range(3):
+            try:
+                now = utcnow()
+                done = dispatch.record(db.session, results, now, self.policy)
+                if done.subscriptions:
+                    follow = dispatch.claim(
+                        db.session, now, self.policy, subscription_ids=done.subscriptions, limit=CLAIM_LIMIT
+                    )
+                db.session.commit()
+                break
+            except DBAPIError:
+                db.session.rollback()
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        if done.disabled:
+            self.nudge_relay()
+        if follow:
+            self.dispatch(follow, wait=False)
+
+    def nudge_relay(self) -> None:
+        try:
+            self._send_task(RELAY_TASK)
+        except Exception:
+            log.warning("could not queue a relay; the periodic one will run")
+
+    # ----------------------------------------------------------------- tasks
+
+    def relay(self) -> int:
+        """Fan out every ready event and send what can go now; returns events relayed."""
+        total = 0
+        for _ in range(RELAY_ROUNDS):
+            with self.app.app_context():
+                now = utcnow()
+                ids = fanout.relay(db.session, now, limit=RELAY_EVENTS)
+                jobs = (
+                    dispatch.claim(db.session, now, self.policy, event_ids=ids, limit=CLAIM_LIMIT)
+                    if ids
+                    else []
+                )
+                db.session.commit()
+            if not ids:
+                break
+            total += len(ids)
+            self.dispatch(jobs)
+        return total
+
+    def deliver(self, delivery_ids: Sequence[str]) -> None:
+        with self.app.app_context():
+            jobs = dispatch.load_jobs(db.session, [uuid.UUID(i) for i in delivery_ids], utcnow())
+            db.session.rollback()
+        self.send_and_wait(jobs)
+
+    def sweep(self) -> int:
+        """Expired leases back to the schedule, then send everything that is due."""
+        with self.app.app_context():
+            expired = dispatch.expire_leases(db.session, utcnow(), self.policy)
+            db.session.commit()
+        if expired.disabled:
+            self.nudge_relay()
+        sent = 0
+        for _ in range(10):
+            with self.app.app_context():
+                jobs = dispatch.claim(db.session, utcnow(), self.policy, limit=CLAIM_LIMIT)
+                db.session.commit()
+            if not jobs:
+                break
+            sent += len(jobs)
+            self.dispatch(jobs)
+        return sent
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Let sends in progress finish (up to ``timeout``), record them, stop."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        with self._room:
+            while self._outstanding > 0 and time.monotonic() < deadline:
+                self._room.wait(timeout=0.1)
+        self._results.put(None)
+        self._recorder.join(timeout=max(1.0, deadline - time.monotonic()))
+        asyncio.run_coroutine_threadsafe(self.sender.close(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+_runtime: Runtime | None = None
+_pid: int | None = None
+_lock = threading.Lock()
+
+
+def get_runtime(send_task: Callable[..., Any]) -> Runtime:
+    """This process's runtime (a forked child never reuses its parent's)."""
+    global _runtime, _pid
+    with _lock:
+        if _runtime is None or _pid != os.getpid():
+            _runtime = Runtime.start(send_task)
+            _pid = os.getpid()
+        return _runtime
+
+
+def shutdown() -> None:
+    global _runtime
+    with _lock:
+        if _runtime is not None and _pid == os.getpid():
+            _runtime.close()
+        _runtime = None
