@@ -60,7 +60,10 @@ class Nudger:
             client.conf.update(
                 broker_transport_options=transport_options(self.prefix),
                 broker_connection_timeout=2,
-                task_routes={name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
+                task_routes={
+                    name: {"queue": queue, "exchange": queue, "routing_key": queue}
+                    for name, queue in TASK_QUEUES.items()
+                },
             )
             self._client = client
         return self._client
@@ -72,7 +75,10 @@ class Nudger:
         try:
             with self._lock:
                 celery = self._celery()
-            celery.send_task(task, queue=TASK_QUEUES[task], retry=False, ignore_result=True)
+            queue = TASK_QUEUES[task]
+            celery.send_task(
+                task, queue=queue, exchange=queue, routing_key=queue, retry=False, ignore_result=True
+            )
             return True
         except Exception as exc:
             self._quiet_until = time.monotonic() + self.BACKOFF_SECONDS

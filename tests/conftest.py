@@ -155,3 +155,46 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture(scope="session")
+def pg_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    """PostgreSQL only: the worker tests run the production backend."""
+    require_postgres()
+    factory = DatabaseFactory("postgresql", tmp_path_factory.mktemp("db-pg-e2e"))
+    template_url = factory.fresh_url()
+    template_app = make_app(template_url)
+    migrate(template_app)
+    with template_app.app_context():
+        db.engine.dispose()
+    factory.set_template(template_url)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def stack(pg_databases: DatabaseFactory, tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """API app + helpers on a fresh committed PostgreSQL database and a private Redis key prefix.
+
+    Start processes with ``stack.worker()`` / ``stack.beat()``; their logs are
+    printed when the test fails.
+    """
+    from tests.stack import Stack, require_redis
+
+    require_redis()
+    s = Stack(database_url=pg_databases.copy_url(), tmp=tmp_path)
+    s.make_app()
+    try:
+        yield s
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            print(s.logs())
+        s.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from cms.broker import QUEUES, RELAY_TASK, SWEEP_TASK, TASK_QUEUES, transport_options
 from cms.config import load_config
@@ -37,8 +37,14 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=QUEUES[0],
-        task_queues=[Queue(name) for name in QUEUES],
-        task_routes={name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
+        # One direct exchange per queue: a message lands in exactly one queue.
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
+        task_routes={
+            name: {"queue": queue, "exchange": queue, "routing_key": queue}
+            for name, queue in TASK_QUEUES.items()
+        },
+        task_default_exchange=QUEUES[0],
+        task_default_routing_key=QUEUES[0],
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         beat_schedule={
@@ -56,6 +62,7 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
             },
         },
         beat_schedule_filename=str(var / "celerybeat-schedule"),
+        beat_scheduler="workers.beat:Scheduler",
     )
     app.conf.cms_settings = settings
     # Registers the tasks on this app (shared_task binds them to every app).

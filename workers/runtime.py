@@ -22,7 +22,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +37,7 @@ from cms.webhooks.sender import Job, Result, Sender
 from cms.webhooks.urls import parse_networks
 
 log = logging.getLogger("workers")
+T = TypeVar("T")
 
 TASK_WAIT_SECONDS = 1.0  # how long a task waits for its own sends before returning
 MAX_OUTSTANDING = 20_000  # jobs queued in one process's loop before submitters wait
@@ -165,26 +167,34 @@ class Runtime:
                     db.session.rollback()
 
     def _record(self, results: list[Result]) -> None:
-        follow: list[Job] = []
+        done = self._in_transaction(lambda now: dispatch.record(db.session, results, now, self.policy))
+        if done.disabled:
+            self.nudge_relay()
+        if done.subscriptions:
+            # A separate transaction, after the outcomes are committed: a relay
+            # committing a successor at the same moment either sees our outcome
+            # when it re-checks, or we see its delivery here.
+            self._claim_and_send(subscription_ids=done.subscriptions)
+
+    def _in_transaction(self, work: Callable[[datetime], T]) -> T:
+        """Run ``work(now)`` and commit, retrying twice on database errors."""
         for attempt in range(3):
             try:
-                now = utcnow()
-                done = dispatch.record(db.session, results, now, self.policy)
-                if done.subscriptions:
-                    follow = dispatch.claim(
-                        db.session, now, self.policy, subscription_ids=done.subscriptions, limit=CLAIM_LIMIT
-                    )
+                value = work(utcnow())
                 db.session.commit()
-                break
+                return value
             except DBAPIError:
                 db.session.rollback()
                 if attempt == 2:
                     raise
                 time.sleep(0.2 * (attempt + 1))
-        if done.disabled:
-            self.nudge_relay()
-        if follow:
-            self.dispatch(follow, wait=False)
+        raise AssertionError("unreachable")
+
+    def _claim_and_send(self, **scope: Any) -> None:
+        jobs = self._in_transaction(
+            lambda now: dispatch.claim(db.session, now, self.policy, limit=CLAIM_LIMIT, **scope)
+        )
+        self.dispatch(jobs, wait=False)
 
     def nudge_relay(self) -> None:
         try:
@@ -200,13 +210,24 @@ class Runtime:
         for _ in range(RELAY_ROUNDS):
             with self.app.app_context():
                 now = utcnow()
-                ids = fanout.relay(db.session, now, limit=RELAY_EVENTS)
+                relayed = fanout.relay(db.session, now, limit=RELAY_EVENTS)
+                ids = relayed.event_ids
                 jobs = (
                     dispatch.claim(db.session, now, self.policy, event_ids=ids, limit=CLAIM_LIMIT)
                     if ids
                     else []
                 )
                 db.session.commit()
+                if len(jobs) < relayed.deliveries:
+                    # Some had to wait (an earlier event still open, or the in-flight
+                    # cap). Look again now that they are committed: an outcome
+                    # recorded meanwhile may have released them (see _record).
+                    self.dispatch(jobs)
+                    jobs = self._in_transaction(
+                        lambda now, ids=ids: dispatch.claim(
+                            db.session, now, self.policy, event_ids=ids, limit=CLAIM_LIMIT
+                        )
+                    )
             if not ids:
                 break
             total += len(ids)

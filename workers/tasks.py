@@ -9,11 +9,10 @@ to run twice: the database decides what is claimable.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from celery import shared_task
-from celery.signals import beat_init, worker_process_shutdown
+from celery.signals import worker_process_shutdown
 
 from cms.broker import DELIVER_TASK, RELAY_TASK, SWEEP_TASK, TASK_QUEUES
 from workers import runtime
@@ -24,7 +23,8 @@ log = logging.getLogger("workers")
 def _send_task(name: str, *, args: list[Any] | None = None, queue: str | None = None) -> None:
     from workers import app
 
-    app.send_task(name, args=args or [], queue=queue or TASK_QUEUES[name], retry=False)
+    queue = queue or TASK_QUEUES[name]
+    app.send_task(name, args=args or [], queue=queue, exchange=queue, routing_key=queue, retry=False)
 
 
 @shared_task(name=RELAY_TASK)
@@ -45,11 +45,3 @@ def sweep() -> int:
 @worker_process_shutdown.connect
 def _close_runtime(**_kwargs: Any) -> None:
     runtime.shutdown()
-
-
-@beat_init.connect
-def _beat_dir(sender: Any = None, **_kwargs: Any) -> None:
-    # beat keeps its schedule state in a file under CMS_VAR_DIR (default ./var).
-    filename = getattr(getattr(sender, "app", None), "conf", {}).get("beat_schedule_filename")
-    if filename:
-        Path(filename).parent.mkdir(parents=True, exist_ok=True)

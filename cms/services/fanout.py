@@ -144,11 +144,17 @@ def _insert(session: Session, table: Any) -> Any:
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(table).on_conflict_do_nothing()
 
 
-def relay(session: Session, now: datetime, *, limit: int = 100) -> list[uuid.UUID]:
-    """Fan out up to ``limit`` ready events; returns their ids (empty: nothing to do)."""
+@dataclass(frozen=True)
+class Relayed:
+    event_ids: list[uuid.UUID]
+    deliveries: int
+
+
+def relay(session: Session, now: datetime, *, limit: int = 100) -> Relayed:
+    """Fan out up to ``limit`` ready events (none relayed: nothing to do)."""
     events = outbox.claim_unrelayed(session, limit)
     if not events:
-        return []
+        return Relayed([], 0)
     subscribers = targets(session)
     payloads: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
@@ -180,4 +186,4 @@ def relay(session: Session, now: datetime, *, limit: int = 100) -> list[uuid.UUI
         session.execute(_insert(session, Delivery.__table__), deliveries)
     ids = [e.id for e in events]
     outbox.mark_relayed(session, ids, now)
-    return ids
+    return Relayed(ids, len(deliveries))
