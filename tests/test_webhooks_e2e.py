@@ -4,6 +4,7 @@ received on loopback and verified with the ``standardwebhooks`` library."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.helpers import seed_fields
 from tests.receivers import Receiver
+from tests.stack import redis_available
 
 NINJS_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "ninjs-schema_2.1.json"
 
@@ -364,3 +366,67 @@ def test_ping_redeliver_and_recover(stack, receiver):
     wait_until(lambda: [d for d in deliveries(stack, status="succeeded") if d["id"] == failed[0]["id"]])
     events = stack.api("GET", "/events?type=article.published", 200).get_json()["items"]
     assert events[0]["deliveries"] == {"succeeded": 1, "total": 1}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_server(port: int, tmp) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(lambda: redis_available(f"redis://127.0.0.1:{port}/0"), what="redis-server to start")
+    return proc
+
+
+def test_events_published_while_redis_is_down_are_delivered_when_it_returns(stack, receiver, tmp_path):
+    """A private redis-server is stopped while editors publish; the outbox keeps the events."""
+    port = _free_port()
+    redis_proc = _redis_server(port, tmp_path)
+    try:
+        stack.broker_url = f"redis://127.0.0.1:{port}/0"
+        stack.make_app()  # the API nudges this broker
+        stack.worker()
+        stack.beat()
+        sub = stack.subscribe(receiver.url())
+        stack.publish(stack.article()["id"])
+        receiver.wait_ok(1)
+
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)
+        assert not redis_available(stack.broker_url)
+        published = []
+        for _ in range(5):
+            started = time.monotonic()
+            published.append(stack.publish(stack.article()["id"])["event"]["id"])
+            assert time.monotonic() - started < 5, "publishing must not wait on a dead broker"
+        time.sleep(1.5)
+        assert len(receiver.ok()) == 1
+
+        redis_proc = _redis_server(port, tmp_path)
+        receiver.wait_ok(6, timeout=60)
+        assert {r.webhook_id for r in receiver.ok()} >= set(published)
+        for r in receiver.ok():
+            Webhook(sub["secret"]).verify(r.body, r.headers)
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)

@@ -46,6 +46,9 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
         task_default_exchange=QUEUES[0],
         task_default_routing_key=QUEUES[0],
         worker_hijack_root_logger=False,
+        # A task whose message cannot be acknowledged (broker lost) is stopped; its
+        # work is in the database and the sweep redoes it.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_send_task_events=False,
         beat_schedule={
             # Periodic runs are the safety net behind the API's nudges; stale
@@ -64,6 +67,8 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
         beat_schedule_filename=str(var / "celerybeat-schedule"),
         beat_scheduler="workers.beat:Scheduler",
     )
+    if app.conf.broker_url.startswith(("redis://", "rediss://")):
+        app.conf.broker_transport = "workers.redis_transport:Transport"
     app.conf.cms_settings = settings
     # Registers the tasks on this app (shared_task binds them to every app).
     import workers.tasks  # noqa: F401
