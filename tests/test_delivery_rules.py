@@ -1,0 +1,310 @@
+"""Delivery rules on both databases, with a controllable clock instead of sleeping:
+the retry schedule, Retry-After, ordering per (subscription, article), in-flight
+caps, leases, automatic disabling, and idempotent fan-out."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from cms.models import Delivery, DeliveryAttempt, EventPayload, OutboxEvent, Role, Subscription
+from cms.services import dispatch, fanout
+from cms.services.dispatch import DeliveryPolicy
+from cms.webhooks.schedule import DEFAULT_SCHEDULE, RetryPolicy
+from cms.webhooks.sender import Job, Result
+from tests.helpers import create, patch, post
+
+PUBLIC_URL = "https://93.184.215.14/hooks/{}"
+POLICY = DeliveryPolicy(retry=RetryPolicy(), lease_seconds=60, rng=random.Random(7))
+
+
+@pytest.fixture
+def admin(keys):
+    return keys.auth(Role.ADMIN)
+
+
+def subscribe(client, admin, **fields):
+    body = {"url": PUBLIC_URL.format(uuid.uuid4().hex[:6]), **fields}
+    r = client.post("/api/v1/subscriptions", json=body, headers=admin)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def published(client, admin, **fields):
+    article = create(client, admin, **fields)
+    assert post(client, admin, article["id"], "publish").status_code == 200
+    return article
+
+
+def relay(session, clock):
+    """Relay until nothing is left (an article's events go one relay round each)."""
+    ids, count = [], 0
+    while True:
+        done = fanout.relay(session, clock())
+        session.commit()
+        if not done.event_ids:
+            return fanout.Relayed(ids, count)
+        ids += done.event_ids
+        count += done.deliveries
+
+
+def claim(session, clock, **kw):
+    jobs = dispatch.claim(session, clock(), POLICY, **kw)
+    session.commit()
+    return jobs
+
+
+def outcome(job, clock, status=None, error=None, retry_after=None):
+    return Result(job, clock(), 12.5, status_code=status, error=error, excerpt="{}", retry_after=retry_after)
+
+
+def record(session, clock, results):
+    done = dispatch.record(session, results, clock(), POLICY)
+    session.commit()
+    return done
+
+
+def delivery(session, delivery_id):
+    session.expire_all()
+    return session.get(Delivery, delivery_id)
+
+
+def test_retry_schedule_runs_on_the_database_clock(client, db_session, admin, clock):
+    subscribe(client, admin)
+    published(client, admin)
+    relay(db_session, clock)
+    [job] = claim(db_session, clock)
+    assert job.attempt == 1
+    start = clock()
+    waited = [0.0]
+    for n, delay in enumerate(DEFAULT_SCHEDULE[1:], start=1):
+        record(db_session, clock, [outcome(job, clock, 500)])
+        row = delivery(db_session, job.delivery_id)
+        assert row.status == "pending" and row.attempts == n and row.lease_expires_at is None
+        wait = (row.next_attempt_at - clock()).total_seconds()
+        assert delay * 0.8 <= wait <= delay * 1.2, (n, wait)
+        clock.advance(seconds=wait - 0.5)
+        assert claim(db_session, clock) == []  # not yet due
+        clock.advance(seconds=1)
+        [job] = claim(db_session, clock)
+        assert job.attempt == n + 1
+        waited.append(wait)
+    record(db_session, clock, [outcome(job, clock, 502)])
+    row = delivery(db_session, job.delivery_id)
+    assert row.status == "failed" and row.attempts == 10 and row.next_attempt_at is None
+    hours = (clock() - start).total_seconds() / 3600
+    assert 0.8 * sum(DEFAULT_SCHEDULE) / 3600 <= hours <= 1.2 * sum(DEFAULT_SCHEDULE) / 3600 + 0.01
+    attempts = db_session.scalars(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id == job.delivery_id)
+        .order_by(DeliveryAttempt.id)
+    ).all()
+    assert [a.number for a in attempts] == list(range(1, 11))
+    assert [a.outcome for a in attempts] == ["retrying"] * 9 + ["failed"]
+    assert all(a.status_code in (500, 502) and a.duration_ms == 12.5 for a in attempts)
+
+
+def test_retry_after_is_honoured(client, db_session, admin, clock):
+    subscribe(client, admin)
+    published(client, admin)
+    relay(db_session, clock)
+    [job] = claim(db_session, clock)
+    record(db_session, clock, [outcome(job, clock, 429, retry_after="120")])
+    row = delivery(db_session, job.delivery_id)
+    assert (row.next_attempt_at - clock()).total_seconds() == pytest.approx(120)
+    clock.advance(seconds=119)
+    assert claim(db_session, clock) == []
+    clock.advance(seconds=2)
+    [job] = claim(db_session, clock)
+    record(db_session, clock, [outcome(job, clock, 200)])
+    assert delivery(db_session, job.delivery_id).status == "succeeded"
+
+
+def test_a_later_event_waits_for_an_earlier_one_of_the_same_article(client, db_session, admin, clock):
+    sub = subscribe(client, admin)
+    article = published(client, admin)
+    other = published(client, admin)
+    v2 = patch(client, admin, article, headline="Second")
+    assert post(client, admin, article["id"], "publish").status_code == 200
+    patch(client, admin, v2, headline="Third")
+    assert post(client, admin, article["id"], "publish").status_code == 200
+    relay(db_session, clock)
+    jobs = claim(db_session, clock)
+    by_article = {(j.event_id) for j in jobs}
+    assert len(jobs) == 2  # one per article: the article's second and third events wait
+    first = next(j for j in jobs if _seq(db_session, j) == (article["id"], 1))
+    assert by_article
+
+    record(db_session, clock, [outcome(first, clock, 500)])
+    clock.advance(seconds=10)
+    [retry] = claim(db_session, clock)
+    assert _seq(db_session, retry) == (article["id"], 1)  # still the first event, not the second
+    record(db_session, clock, [outcome(retry, clock, 200)])
+    [second] = claim(db_session, clock)
+    assert _seq(db_session, second) == (article["id"], 2)
+
+    # A final failure releases the next event too, or one dead event would block the article.
+    record(db_session, clock, [outcome(second, clock, 410)])
+    assert db_session.get(Subscription, uuid.UUID(sub["id"])).enabled is False
+    db_session.execute(update(Subscription).values(enabled=True))
+    db_session.commit()
+    [third] = claim(db_session, clock)
+    assert _seq(db_session, third) == (article["id"], 3)
+    assert other
+
+
+def _seq(session, job):
+    row = session.get(Delivery, job.delivery_id)
+    return str(row.article_id), row.sequence
+
+
+def test_in_flight_cap_per_subscription(client, db_session, admin, clock):
+    subscribe(client, admin, max_in_flight=2)
+    for _ in range(5):
+        published(client, admin)
+    relay(db_session, clock)
+    jobs = claim(db_session, clock)
+    assert len(jobs) == 2
+    assert claim(db_session, clock) == []
+    record(db_session, clock, [outcome(jobs[0], clock, 200)])
+    assert len(claim(db_session, clock)) == 1
+    record(db_session, clock, [outcome(jobs[1], clock, 204)])
+    assert len(claim(db_session, clock)) == 1
+
+
+def test_an_expired_lease_counts_an_attempt_and_sends_again(client, db_session, admin, clock):
+    sub = subscribe(client, admin)
+    published(client, admin)
+    relay(db_session, clock)
+    [job] = claim(db_session, clock)
+    clock.advance(seconds=30)
+    assert dispatch.expire_leases(db_session, clock(), POLICY).subscriptions == set()
+    clock.advance(seconds=31)
+    done = dispatch.expire_leases(db_session, clock(), POLICY)
+    db_session.commit()
+    assert done.retrying == 1
+    row = delivery(db_session, job.delivery_id)
+    assert row.status == "pending" and row.attempts == 1
+    [attempt] = db_session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == row.id)).all()
+    assert attempt.outcome == "lease-expired" and "lease expired" in attempt.error
+    # A lost worker is not the endpoint's fault.
+    assert db_session.get(Subscription, uuid.UUID(sub["id"])).failing_since is None
+    # A late outcome from the lost worker does not overwrite the new state.
+    record(db_session, clock, [outcome(job, clock, 200)])
+    assert delivery(db_session, job.delivery_id).status == "pending"
+    clock.advance(seconds=10)
+    [again] = claim(db_session, clock)
+    assert again.delivery_id == job.delivery_id and again.attempt == 2
+
+
+def test_a_subscription_failing_for_five_days_is_disabled(client, db_session, admin, clock):
+    sub = subscribe(client, admin)
+    sid = uuid.UUID(sub["id"])
+    start = clock()
+    for day in (0, 2, 4):
+        clock.now = start + timedelta(days=day)
+        published(client, admin)
+        relay(db_session, clock)
+        jobs = claim(db_session, clock)
+        record(db_session, clock, [outcome(j, clock, error="connection failed: refused") for j in jobs])
+    row = db_session.get(Subscription, sid)
+    db_session.refresh(row)
+    assert row.enabled and row.failing_since == start and row.consecutive_failures >= 3
+
+    clock.now = start + timedelta(days=5, minutes=1)
+    published(client, admin)
+    relay(db_session, clock)
+    jobs = claim(db_session, clock)
+    done = record(db_session, clock, [outcome(j, clock, 503) for j in jobs])
+    assert done.disabled == [sid]
+    db_session.refresh(row)
+    assert not row.enabled and "5 days" in row.disabled_reason
+    [event] = db_session.scalars(select(OutboxEvent).where(OutboxEvent.subscription_id == sid)).all()
+    assert event.type == "subscription.disabled" and event.article_id is None
+    # Its deliveries wait (disabled is a pause) rather than being sent.
+    published(client, admin)
+    relay(db_session, clock)
+    assert claim(db_session, clock) == []
+
+
+def test_a_success_resets_the_failure_clock(client, db_session, admin, clock):
+    sub = subscribe(client, admin)
+    start = clock()
+    for day, status in ((0, 500), (3, 200), (6, 500)):
+        clock.now = start + timedelta(days=day)
+        published(client, admin)
+        relay(db_session, clock)
+        record(db_session, clock, [outcome(j, clock, status) for j in claim(db_session, clock)])
+    row = db_session.get(Subscription, uuid.UUID(sub["id"]))
+    db_session.refresh(row)
+    assert row.enabled and row.failing_since == start + timedelta(days=6)
+
+
+def test_fan_out_is_idempotent_and_renders_once_per_format(client, db_session, admin, clock):
+    for fmt in ("json", "json", "json", "ninjs", "ninjs"):
+        subscribe(client, admin, format=fmt)
+    published(client, admin)
+    done = relay(db_session, clock)
+    assert done.deliveries == 5
+    [event_id] = done.event_ids
+    assert db_session.scalar(select(func.count()).select_from(EventPayload)) == 2
+    # Relay the same event again (as after a crash before the commit was seen).
+    db_session.execute(update(OutboxEvent).values(relayed_at=None))
+    db_session.commit()
+    relay(db_session, clock)
+    assert db_session.scalar(select(func.count()).select_from(Delivery)) == 5
+    assert relay(db_session, clock).event_ids == []
+    assert event_id
+
+
+def test_filters_and_system_events(client, db_session, admin, clock):
+    politics = subscribe(client, admin, sections=["politics"])
+    monitor = subscribe(client, admin, event_types=["subscription.disabled"])
+    everything = subscribe(client, admin)
+    published(client, admin, section="sport")
+    relay(db_session, clock)
+    targets = {str(d.subscription_id) for d in db_session.scalars(select(Delivery))}
+    assert targets == {everything["id"]}
+
+    jobs = claim(db_session, clock)
+    record(db_session, clock, [outcome(jobs[0], clock, 410)])
+    relay(db_session, clock)  # the subscription.disabled event goes to the monitor only
+    rows = db_session.scalars(select(Delivery).where(Delivery.event_type == "subscription.disabled")).all()
+    assert [str(d.subscription_id) for d in rows] == [monitor["id"]]
+    assert politics
+
+
+def test_deleting_a_subscription_cancels_what_it_was_still_owed(client, db_session, admin, clock):
+    sub = subscribe(client, admin, max_in_flight=1)
+    published(client, admin)
+    published(client, admin)
+    relay(db_session, clock)
+    [job] = claim(db_session, clock)
+    assert client.delete(f"/api/v1/subscriptions/{sub['id']}", headers=admin).status_code == 204
+    statuses = sorted(d.status for d in db_session.scalars(select(Delivery)))
+    assert statuses == ["cancelled", "in_flight"]
+    record(db_session, clock, [outcome(job, clock, 200)])
+    published(client, admin)
+    assert relay(db_session, clock).deliveries == 0
+    assert client.get(f"/api/v1/subscriptions/{sub['id']}", headers=admin).status_code == 404
+
+
+def test_jobs_carry_both_secrets_during_a_rotation(client, db_session, admin, clock):
+    sub = subscribe(client, admin)
+    r = client.post(f"/api/v1/subscriptions/{sub['id']}/rotate-secret", headers=admin)
+    assert r.status_code == 200
+    published(client, admin)
+    relay(db_session, clock)
+    [job] = claim(db_session, clock)
+    assert len(job.keys) == 2
+    record(db_session, clock, [outcome(job, clock, 200)])
+    clock.advance(hours=24, seconds=1)
+    published(client, admin)
+    relay(db_session, clock)
+    [job] = claim(db_session, clock)
+    assert len(job.keys) == 1
+    assert isinstance(job, Job)
