@@ -38,7 +38,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=settings["CMS_SECRET_KEY"],
         SQLALCHEMY_DATABASE_URI=url,
-        SQLALCHEMY_ENGINE_OPTIONS=engine_options(url),
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(
+            url, synchronous_commit=settings["CMS_DB_SYNCHRONOUS_COMMIT"]
+        ),
         SQLALCHEMY_ECHO=settings["CMS_SQL_ECHO"],
         # JSON escaping can grow a 2 MB body; fields are bounded precisely by the schemas.
         MAX_CONTENT_LENGTH=settings["CMS_MAX_BODY_BYTES"] * 2 + 64 * 1024,

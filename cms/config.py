@@ -43,6 +43,9 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Per-process memory for serialised article bodies (0 disables).
     "CMS_RENDER_CACHE_MB": (16.0, float),
     "CMS_SQL_ECHO": (False, _bool),
+    # Wait for the WAL flush on commit. The workers turn it off for their own
+    # transactions (see cms.db.engine_options); leave it on for the API.
+    "CMS_DB_SYNCHRONOUS_COMMIT": (True, _bool),
     # The Celery broker (Redis in production). Empty: the API does not nudge
     # workers after a commit; the periodic relay still finds every event.
     "CMS_BROKER_URL": ("redis://127.0.0.1:6379/0", str),

@@ -7,12 +7,23 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 
 
-def engine_options(url: str) -> dict[str, Any]:
+def engine_options(url: str, *, synchronous_commit: bool = True) -> dict[str, Any]:
+    """Engine settings; ``synchronous_commit=False`` is for the delivery workers only.
+
+    Every worker transaction can be lost in a crash without losing anything:
+    a lost relay leaves its events unrelayed (relayed again, same webhook ids),
+    a lost outcome leaves its delivery leased (sent again when the lease
+    expires). So workers do not wait for the WAL flush; the API, whose commits
+    hold what editors wrote, always does.
+    """
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # No pre-ping: it costs a round trip per request. Stale connections are
     # recycled instead, and a dropped one surfaces as a 503 the client retries.
-    return {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+    if not synchronous_commit:
+        options["connect_args"] = {"options": "-c synchronous_commit=off"}
+    return options
 
 
 def read_engine(url: str, options: dict[str, Any]) -> Engine | None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from cms.models import Delivery, DeliveryAttempt, EventPayload, OutboxEvent, Role, Subscription
 from cms.services import dispatch, fanout
 from cms.services.dispatch import DeliveryPolicy
+from cms.services.endpoints import EndpointCache
 from cms.webhooks.schedule import DEFAULT_SCHEDULE, RetryPolicy
 from cms.webhooks.sender import Job, Result
 from tests.helpers import create, patch, post
@@ -42,14 +43,21 @@ def published(client, admin, **fields):
 
 def relay(session, clock):
     """Relay until nothing is left (an article's events go one relay round each)."""
-    ids, count = [], 0
+    total = fanout.Relayed()
     while True:
-        done = fanout.relay(session, clock())
+        done = fanout.relay(session, clock(), POLICY, EndpointCache())
         session.commit()
         if not done.event_ids:
-            return fanout.Relayed(ids, count)
-        ids += done.event_ids
-        count += done.deliveries
+            return total
+        total.event_ids += done.event_ids
+        total.deliveries += done.deliveries
+        total.jobs += done.jobs
+        total.waiting += done.waiting
+
+
+def ready(session, clock):
+    """Relay, then claim: every job that may be sent now."""
+    return relay(session, clock).jobs + claim(session, clock)
 
 
 def claim(session, clock, **kw):
@@ -76,8 +84,7 @@ def delivery(session, delivery_id):
 def test_retry_schedule_runs_on_the_database_clock(client, db_session, admin, clock):
     subscribe(client, admin)
     published(client, admin)
-    relay(db_session, clock)
-    [job] = claim(db_session, clock)
+    [job] = ready(db_session, clock)
     assert job.attempt == 1
     start = clock()
     waited = [0.0]
@@ -111,8 +118,7 @@ def test_retry_schedule_runs_on_the_database_clock(client, db_session, admin, cl
 def test_retry_after_is_honoured(client, db_session, admin, clock):
     subscribe(client, admin)
     published(client, admin)
-    relay(db_session, clock)
-    [job] = claim(db_session, clock)
+    [job] = ready(db_session, clock)
     record(db_session, clock, [outcome(job, clock, 429, retry_after="120")])
     row = delivery(db_session, job.delivery_id)
     assert (row.next_attempt_at - clock()).total_seconds() == pytest.approx(120)
@@ -132,8 +138,7 @@ def test_a_later_event_waits_for_an_earlier_one_of_the_same_article(client, db_s
     assert post(client, admin, article["id"], "publish").status_code == 200
     patch(client, admin, v2, headline="Third")
     assert post(client, admin, article["id"], "publish").status_code == 200
-    relay(db_session, clock)
-    jobs = claim(db_session, clock)
+    jobs = ready(db_session, clock)
     by_article = {(j.event_id) for j in jobs}
     assert len(jobs) == 2  # one per article: the article's second and third events wait
     first = next(j for j in jobs if _seq(db_session, j) == (article["id"], 1))
@@ -166,8 +171,7 @@ def test_in_flight_cap_per_subscription(client, db_session, admin, clock):
     subscribe(client, admin, max_in_flight=2)
     for _ in range(5):
         published(client, admin)
-    relay(db_session, clock)
-    jobs = claim(db_session, clock)
+    jobs = ready(db_session, clock)
     assert len(jobs) == 2
     assert claim(db_session, clock) == []
     record(db_session, clock, [outcome(jobs[0], clock, 200)])
@@ -179,8 +183,7 @@ def test_in_flight_cap_per_subscription(client, db_session, admin, clock):
 def test_an_expired_lease_counts_an_attempt_and_sends_again(client, db_session, admin, clock):
     sub = subscribe(client, admin)
     published(client, admin)
-    relay(db_session, clock)
-    [job] = claim(db_session, clock)
+    [job] = ready(db_session, clock)
     clock.advance(seconds=30)
     assert dispatch.expire_leases(db_session, clock(), POLICY).subscriptions == set()
     clock.advance(seconds=31)
@@ -208,8 +211,7 @@ def test_a_subscription_failing_for_five_days_is_disabled(client, db_session, ad
     for day in (0, 2, 4):
         clock.now = start + timedelta(days=day)
         published(client, admin)
-        relay(db_session, clock)
-        jobs = claim(db_session, clock)
+        jobs = ready(db_session, clock)
         record(db_session, clock, [outcome(j, clock, error="connection failed: refused") for j in jobs])
     row = db_session.get(Subscription, sid)
     db_session.refresh(row)
@@ -217,8 +219,7 @@ def test_a_subscription_failing_for_five_days_is_disabled(client, db_session, ad
 
     clock.now = start + timedelta(days=5, minutes=1)
     published(client, admin)
-    relay(db_session, clock)
-    jobs = claim(db_session, clock)
+    jobs = ready(db_session, clock)
     done = record(db_session, clock, [outcome(j, clock, 503) for j in jobs])
     assert done.disabled == [sid]
     db_session.refresh(row)
@@ -227,8 +228,7 @@ def test_a_subscription_failing_for_five_days_is_disabled(client, db_session, ad
     assert event.type == "subscription.disabled" and event.article_id is None
     # Its deliveries wait (disabled is a pause) rather than being sent.
     published(client, admin)
-    relay(db_session, clock)
-    assert claim(db_session, clock) == []
+    assert ready(db_session, clock) == []
 
 
 def test_a_success_resets_the_failure_clock(client, db_session, admin, clock):
@@ -237,8 +237,7 @@ def test_a_success_resets_the_failure_clock(client, db_session, admin, clock):
     for day, status in ((0, 500), (3, 200), (6, 500)):
         clock.now = start + timedelta(days=day)
         published(client, admin)
-        relay(db_session, clock)
-        record(db_session, clock, [outcome(j, clock, status) for j in claim(db_session, clock)])
+        record(db_session, clock, [outcome(j, clock, status) for j in ready(db_session, clock)])
     row = db_session.get(Subscription, uuid.UUID(sub["id"]))
     db_session.refresh(row)
     assert row.enabled and row.failing_since == start + timedelta(days=6)
@@ -266,11 +265,10 @@ def test_filters_and_system_events(client, db_session, admin, clock):
     monitor = subscribe(client, admin, event_types=["subscription.disabled"])
     everything = subscribe(client, admin)
     published(client, admin, section="sport")
-    relay(db_session, clock)
+    jobs = relay(db_session, clock).jobs
     targets = {str(d.subscription_id) for d in db_session.scalars(select(Delivery))}
     assert targets == {everything["id"]}
 
-    jobs = claim(db_session, clock)
     record(db_session, clock, [outcome(jobs[0], clock, 410)])
     relay(db_session, clock)  # the subscription.disabled event goes to the monitor only
     rows = db_session.scalars(select(Delivery).where(Delivery.event_type == "subscription.disabled")).all()
@@ -282,8 +280,7 @@ def test_deleting_a_subscription_cancels_what_it_was_still_owed(client, db_sessi
     sub = subscribe(client, admin, max_in_flight=1)
     published(client, admin)
     published(client, admin)
-    relay(db_session, clock)
-    [job] = claim(db_session, clock)
+    [job] = ready(db_session, clock)
     assert client.delete(f"/api/v1/subscriptions/{sub['id']}", headers=admin).status_code == 204
     statuses = sorted(d.status for d in db_session.scalars(select(Delivery)))
     assert statuses == ["cancelled", "in_flight"]
@@ -298,13 +295,11 @@ def test_jobs_carry_both_secrets_during_a_rotation(client, db_session, admin, cl
     r = client.post(f"/api/v1/subscriptions/{sub['id']}/rotate-secret", headers=admin)
     assert r.status_code == 200
     published(client, admin)
-    relay(db_session, clock)
-    [job] = claim(db_session, clock)
+    [job] = ready(db_session, clock)
     assert len(job.keys) == 2
     record(db_session, clock, [outcome(job, clock, 200)])
     clock.advance(hours=24, seconds=1)
     published(client, admin)
-    relay(db_session, clock)
-    [job] = claim(db_session, clock)
+    [job] = ready(db_session, clock)
     assert len(job.keys) == 1
     assert isinstance(job, Job)

@@ -33,6 +33,7 @@ from cms.broker import DELIVER_TASK, DELIVERIES_QUEUE, RELAY_TASK, RETRIES_QUEUE
 from cms.clock import utcnow
 from cms.extensions import db
 from cms.services import dispatch, fanout
+from cms.services.endpoints import EndpointCache
 from cms.webhooks.sender import Job, Result, Sender
 from cms.webhooks.urls import parse_networks
 
@@ -55,6 +56,8 @@ class Runtime:
         self.app = app
         self.config = app.config
         self.policy = dispatch.policy(app.config)
+        self.endpoints = EndpointCache()
+        self.bodies = dispatch.BodyCache()
         self.batch = int(app.config["CMS_WEBHOOK_BATCH"])
         self._send_task = send_task
         self.loop = asyncio.new_event_loop()
@@ -73,7 +76,7 @@ class Runtime:
 
     @classmethod
     def start(cls, send_task: Callable[..., Any], config: dict[str, Any] | None = None) -> Runtime:
-        runtime = cls(create_app(config), send_task)
+        runtime = cls(create_app({"CMS_DB_SYNCHRONOUS_COMMIT": False, **(config or {})}), send_task)
         runtime._loop_thread.start()
         asyncio.run_coroutine_threadsafe(runtime.sender.open(), runtime.loop).result(timeout=10)
         runtime._recorder.start()
@@ -191,10 +194,22 @@ class Runtime:
         raise AssertionError("unreachable")
 
     def _claim_and_send(self, **scope: Any) -> None:
-        jobs = self._in_transaction(
-            lambda now: dispatch.claim(db.session, now, self.policy, limit=CLAIM_LIMIT, **scope)
-        )
-        self.dispatch(jobs, wait=False)
+        def work(now: datetime) -> list[Job]:
+            if "subscription_ids" in scope and not dispatch.has_due(
+                db.session, now, scope["subscription_ids"]
+            ):
+                return []
+            return dispatch.claim(
+                db.session,
+                now,
+                self.policy,
+                limit=CLAIM_LIMIT,
+                endpoints=self.endpoints.get(db.session),
+                bodies=self.bodies,
+                **scope,
+            )
+
+        self.dispatch(self._in_transaction(work), wait=False)
 
     def nudge_relay(self) -> None:
         try:
@@ -209,53 +224,57 @@ class Runtime:
         total = 0
         for _ in range(RELAY_ROUNDS):
             with self.app.app_context():
-                now = utcnow()
-                relayed = fanout.relay(db.session, now, limit=RELAY_EVENTS)
-                ids = relayed.event_ids
-                jobs = (
-                    dispatch.claim(db.session, now, self.policy, event_ids=ids, limit=CLAIM_LIMIT)
-                    if ids
-                    else []
-                )
-                db.session.commit()
-                if len(jobs) < relayed.deliveries:
-                    # Some had to wait (an earlier event still open, or the in-flight
-                    # cap). Look again now that they are committed: an outcome
-                    # recorded meanwhile may have released them (see _record).
-                    self.dispatch(jobs)
-                    jobs = self._in_transaction(
-                        lambda now, ids=ids: dispatch.claim(
-                            db.session, now, self.policy, event_ids=ids, limit=CLAIM_LIMIT
-                        )
+                relayed = self._in_transaction(
+                    lambda now: fanout.relay(
+                        db.session, now, self.policy, self.endpoints, limit=RELAY_EVENTS, bodies=self.bodies
                     )
-            if not ids:
-                break
-            total += len(ids)
-            self.dispatch(jobs)
+                )
+                if not relayed.event_ids:
+                    break
+                total += len(relayed.event_ids)
+                self.dispatch(relayed.jobs, wait=False)
+                if relayed.waiting:
+                    # Some had to wait (an earlier event still open, the in-flight
+                    # cap, a paused subscription). Look again now that they are
+                    # committed: an outcome recorded meanwhile may have released them.
+                    self._claim_and_send(event_ids=relayed.event_ids)
         return total
 
     def deliver(self, delivery_ids: Sequence[str]) -> None:
         with self.app.app_context():
-            jobs = dispatch.load_jobs(db.session, [uuid.UUID(i) for i in delivery_ids], utcnow())
+            now = utcnow()
+            jobs = dispatch.load_jobs(
+                db.session,
+                [uuid.UUID(i) for i in delivery_ids],
+                now,
+                self.endpoints.get(db.session),
+                self.bodies,
+            )
             db.session.rollback()
-        self.send_and_wait(jobs)
+        self.dispatch(jobs, wait=False)
 
     def sweep(self) -> int:
         """Expired leases back to the schedule, then send everything that is due."""
         with self.app.app_context():
-            expired = dispatch.expire_leases(db.session, utcnow(), self.policy)
-            db.session.commit()
-        if expired.disabled:
-            self.nudge_relay()
-        sent = 0
-        for _ in range(10):
-            with self.app.app_context():
-                jobs = dispatch.claim(db.session, utcnow(), self.policy, limit=CLAIM_LIMIT)
-                db.session.commit()
-            if not jobs:
-                break
-            sent += len(jobs)
-            self.dispatch(jobs)
+            expired = self._in_transaction(lambda now: dispatch.expire_leases(db.session, now, self.policy))
+            if expired.disabled:
+                self.nudge_relay()
+            sent = 0
+            for _ in range(10):
+                jobs = self._in_transaction(
+                    lambda now: dispatch.claim(
+                        db.session,
+                        now,
+                        self.policy,
+                        limit=CLAIM_LIMIT,
+                        endpoints=self.endpoints.get(db.session),
+                        bodies=self.bodies,
+                    )
+                )
+                if not jobs:
+                    break
+                sent += len(jobs)
+                self.dispatch(jobs, wait=False)
         return sent
 
     def close(self, timeout: float = 10.0) -> None:

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from cms.clock import utcnow
-from cms.models import Article, OutboxEvent
+from cms.models import Article, ArticleVersion, OutboxEvent
 
 
 class EventType(enum.StrEnum):
@@ -85,28 +85,50 @@ def record_system(
     return event
 
 
-def claim_unrelayed(session: Session, limit: int) -> list[OutboxEvent]:
+def claim_unrelayed(session: Session, limit: int) -> list[Any]:
     """Lock up to ``limit`` events that are ready to be relayed, oldest first.
 
     Several relays can run at once: on PostgreSQL rows another relay holds are
     skipped (``FOR UPDATE SKIP LOCKED``). An event waits while an earlier event
     of the same article is unrelayed (possibly locked by another relay), so
-    deliveries are always created in sequence order.
+    deliveries are always created in sequence order. Each row carries what a
+    payload needs: the article's creation dates and the event's version.
     """
-    earlier = aliased(OutboxEvent)
+    E = OutboxEvent.__table__
+    A = Article.__table__
+    V = ArticleVersion.__table__
+    earlier = E.alias("earlier")
     waiting = exists().where(
-        earlier.article_id == OutboxEvent.article_id,
-        earlier.sequence < OutboxEvent.sequence,
-        earlier.relayed_at.is_(None),
+        earlier.c.article_id == E.c.article_id,
+        earlier.c.sequence < E.c.sequence,
+        earlier.c.relayed_at.is_(None),
     )
     stmt = (
-        select(OutboxEvent)
-        .where(OutboxEvent.relayed_at.is_(None), ~waiting)
-        .order_by(OutboxEvent.occurred_at, OutboxEvent.id)
+        select(
+            E.c.id,
+            E.c.type,
+            E.c.article_id,
+            E.c.subscription_id,
+            E.c.version,
+            E.c.sequence,
+            E.c.occurred_at,
+            E.c.data,
+            A.c.created_at.label("article_created_at"),
+            A.c.first_published_at,
+            V.c.data.label("content"),
+            V.c.created_by.label("version_created_by"),
+        )
+        .select_from(
+            E.outerjoin(A, A.c.id == E.c.article_id).outerjoin(
+                V, (V.c.article_id == E.c.article_id) & (V.c.number == E.c.version)
+            )
+        )
+        .where(E.c.relayed_at.is_(None), ~waiting)
+        .order_by(E.c.occurred_at, E.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True, of=OutboxEvent)
+        .with_for_update(skip_locked=True, of=E)
     )
-    return list(session.scalars(stmt))
+    return list(session.execute(stmt))
 
 
 def mark_relayed(session: Session, event_ids: list[uuid.UUID], now: datetime) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,9 +40,10 @@ from cms.models import (
     EventPayload,
     Subscription,
 )
+from cms.services import bulk
+from cms.services.endpoints import Endpoint
 from cms.webhooks.schedule import RetryPolicy, parse_retry_after, parse_schedule
 from cms.webhooks.sender import Job, Result
-from cms.webhooks.signing import secret_key
 
 D = Delivery.__table__
 S = Subscription.__table__
@@ -56,6 +57,31 @@ class DeliveryPolicy:
     lease_seconds: float = 60.0
     disable_after: timedelta = timedelta(days=5)
     rng: random.Random | None = None
+
+
+class BodyCache:
+    """Recently rendered payloads by (event id, format), so a worker sending a
+    batch another process claimed does not read the same body again for each."""
+
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[tuple[uuid.UUID, str], bytes] = OrderedDict()
+
+    def get(self, key: tuple[uuid.UUID, str]) -> bytes | None:
+        body = self._items.get(key)
+        if body is not None:
+            self._items.move_to_end(key)
+        return body
+
+    def put(self, key: tuple[uuid.UUID, str], body: bytes) -> None:
+        if key in self._items or len(body) > self.max_bytes // 4:
+            return
+        self._items[key] = body
+        self.size += len(body)
+        while self.size > self.max_bytes:
+            _key, old = self._items.popitem(last=False)
+            self.size -= len(old)
 
 
 def policy(config: Mapping[str, Any]) -> DeliveryPolicy:
@@ -132,6 +158,8 @@ def claim(
     limit: int = 1000,
     event_ids: Sequence[uuid.UUID] | None = None,
     subscription_ids: Iterable[uuid.UUID] | None = None,
+    endpoints: Mapping[uuid.UUID, Endpoint] | None = None,
+    bodies: BodyCache | None = None,
 ) -> list[Job]:
     """Mark up to ``limit`` sendable deliveries in flight (leased) and return their jobs."""
     ids = _claim_ids(session, now, limit=limit, event_ids=event_ids, subscription_ids=subscription_ids)
@@ -141,60 +169,97 @@ def claim(
         .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING.value)
         .values(status=DeliveryStatus.IN_FLIGHT.value, lease_expires_at=lease, updated_at=now)
         .returning(
-            Delivery.id, Delivery.event_id, Delivery.subscription_id, Delivery.format, Delivery.attempts
+            Delivery.id,
+            Delivery.event_id,
+            Delivery.subscription_id,
+            Delivery.format,
+            Delivery.attempts,
+            Delivery.retry_index,
         )
         .execution_options(synchronize_session=False)
     )
     rows = session.execute(stmt).all()
-    return _jobs(session, rows, now)
+    return _jobs(session, rows, now, endpoints, bodies)
 
 
-def load_jobs(session: Session, delivery_ids: Sequence[uuid.UUID], now: datetime) -> list[Job]:
+def has_due(session: Session, now: datetime, subscription_ids: Iterable[uuid.UUID]) -> bool:
+    """Whether any of these subscriptions has a delivery waiting that is due (a cheap pre-check)."""
+    stmt = (
+        select(D.c.id)
+        .where(
+            D.c.status == DeliveryStatus.PENDING.value,
+            D.c.next_attempt_at <= now,
+            D.c.subscription_id.in_(list(subscription_ids)),
+        )
+        .limit(1)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def load_jobs(
+    session: Session,
+    delivery_ids: Sequence[uuid.UUID],
+    now: datetime,
+    endpoints: Mapping[uuid.UUID, Endpoint] | None = None,
+    bodies: BodyCache | None = None,
+) -> list[Job]:
     """Jobs for deliveries claimed earlier (by the relay) whose lease still holds."""
     if not delivery_ids:
         return []
-    stmt = select(D.c.id, D.c.event_id, D.c.subscription_id, D.c.format, D.c.attempts).where(
+    stmt = select(D.c.id, D.c.event_id, D.c.subscription_id, D.c.format, D.c.attempts, D.c.retry_index).where(
         D.c.id.in_(delivery_ids),
         D.c.status == DeliveryStatus.IN_FLIGHT.value,
         D.c.lease_expires_at > now,
     )
-    return _jobs(session, session.execute(stmt).all(), now)
+    return _jobs(session, session.execute(stmt).all(), now, endpoints, bodies)
 
 
-def _jobs(session: Session, rows: Sequence[Any], now: datetime) -> list[Job]:
+def _jobs(
+    session: Session,
+    rows: Sequence[Any],
+    now: datetime,
+    endpoints: Mapping[uuid.UUID, Endpoint] | None,
+    bodies: BodyCache | None,
+) -> list[Job]:
     if not rows:
         return []
-    subs = {
-        s.id: s
-        for s in session.scalars(
-            select(Subscription).where(Subscription.id.in_({r.subscription_id for r in rows}))
+    if endpoints is None or any(r.subscription_id not in endpoints for r in rows):
+        wanted = {r.subscription_id for r in rows}
+        subs = session.scalars(select(Subscription).where(Subscription.id.in_(wanted)))
+        endpoints = {**(endpoints or {}), **{s.id: Endpoint.of(s) for s in subs}}
+    cache = bodies if bodies is not None else BodyCache()
+    missing = {(r.event_id, r.format) for r in rows if cache.get((r.event_id, r.format)) is None}
+    if missing:
+        stmt = select(EventPayload.event_id, EventPayload.format, EventPayload.body).where(
+            EventPayload.event_id.in_({event_id for event_id, _fmt in missing})
         )
-    }
-    bodies = {
-        (p.event_id, p.format): p.body.encode()
-        for p in session.execute(
-            select(EventPayload.event_id, EventPayload.format, EventPayload.body).where(
-                EventPayload.event_id.in_({r.event_id for r in rows})
+        for event_id, fmt, body in session.execute(stmt):
+            cache.put((event_id, fmt), body.encode())
+    jobs = []
+    for r in rows:
+        endpoint = endpoints[r.subscription_id]
+        body = cache.get((r.event_id, r.format))
+        if body is None:  # larger than the cache keeps
+            body = session.scalar(
+                select(EventPayload.body).where(
+                    EventPayload.event_id == r.event_id, EventPayload.format == r.format
+                )
+            ).encode()
+        jobs.append(
+            Job(
+                delivery_id=r.id,
+                event_id=r.event_id,
+                subscription_id=r.subscription_id,
+                url=endpoint.url,
+                body=body,
+                keys=endpoint.keys_at(now),
+                headers=endpoint.headers,
+                attempt=r.attempts + 1,
+                max_in_flight=endpoint.max_in_flight,
+                retry_index=r.retry_index,
             )
         )
-    }
-    keys: dict[uuid.UUID, tuple[bytes, ...]] = {
-        sid: tuple(secret_key(secret) for secret in s.secrets_at(now)) for sid, s in subs.items()
-    }
-    return [
-        Job(
-            delivery_id=r.id,
-            event_id=r.event_id,
-            subscription_id=r.subscription_id,
-            url=subs[r.subscription_id].url,
-            body=bodies[(r.event_id, r.format)],
-            keys=keys[r.subscription_id],
-            headers=tuple(sorted((subs[r.subscription_id].headers or {}).items())),
-            attempt=r.attempts + 1,
-            max_in_flight=subs[r.subscription_id].max_in_flight,
-        )
-        for r in rows
-    ]
+    return jobs
 
 
 @dataclass
@@ -230,17 +295,43 @@ _DELIVERY_UPDATE = (
 )
 
 
+ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "number",
+    "attempted_at",
+    "duration_ms",
+    "status_code",
+    "error",
+    "response_excerpt",
+    "outcome",
+)
+
+# PostgreSQL: every outcome of a batch in one statement.
+_PG_DELIVERY_UPDATE = """
+UPDATE deliveries AS d SET
+    status = v.status, attempts = v.attempts, retry_index = v.retry_index,
+    next_attempt_at = v.next_at, lease_expires_at = NULL, last_attempt_at = v.last_at,
+    delivered_at = v.delivered_at, last_status_code = v.code, last_error = v.error,
+    updated_at = %(now)s
+FROM unnest(
+    %(id)s::uuid[], %(prev)s::int[], %(status)s::text[], %(attempts)s::int[], %(retry_index)s::int[],
+    %(next_at)s::timestamptz[], %(last_at)s::timestamptz[], %(delivered_at)s::timestamptz[],
+    %(code)s::int[], %(error)s::text[]
+) AS v(id, prev, status, attempts, retry_index, next_at, last_at, delivered_at, code, error)
+WHERE d.id = v.id AND d.status = 'in_flight' AND d.attempts = v.prev
+"""
+
+
 def record(session: Session, results: Sequence[Result], now: datetime, policy: DeliveryPolicy) -> Recorded:
-    """Log each attempt and move its delivery on: succeeded, retry later, or failed."""
+    """Log each attempt and move its delivery on: succeeded, retry later, or failed.
+
+    An outcome only moves a delivery still in flight from that same attempt: a
+    late answer for a lease that already expired is logged but changes nothing.
+    """
     done = Recorded()
     if not results:
         return done
-    retry_index = dict(
-        session.execute(
-            select(D.c.id, D.c.retry_index).where(D.c.id.in_([r.job.delivery_id for r in results]))
-        ).all()
-    )
-    attempts: list[dict[str, Any]] = []
+    attempts: list[tuple[Any, ...]] = []
     updates: list[dict[str, Any]] = []
     healthy: set[uuid.UUID] = set()
     failing: dict[uuid.UUID, int] = defaultdict(int)
@@ -248,7 +339,7 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
     for r in results:
         job = r.job
         done.subscriptions.add(job.subscription_id)
-        failures = retry_index.get(job.delivery_id, 0)
+        failures = job.retry_index
         next_at = None
         if r.ok:
             outcome, status = "succeeded", DeliveryStatus.SUCCEEDED
@@ -270,37 +361,36 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
             else:
                 outcome, status = "retrying", DeliveryStatus.PENDING
                 done.retrying += 1
-        if r.error == LEASE_EXPIRED:
-            outcome = "lease-expired" if status == DeliveryStatus.PENDING else outcome
+        if r.error == LEASE_EXPIRED and status == DeliveryStatus.PENDING:
+            outcome = "lease-expired"
         attempts.append(
-            {
-                "delivery_id": job.delivery_id,
-                "number": job.attempt,
-                "attempted_at": r.started_at,
-                "duration_ms": r.duration_ms,
-                "status_code": r.status_code,
-                "error": r.error,
-                "response_excerpt": r.excerpt,
-                "outcome": outcome,
-            }
+            (
+                job.delivery_id,
+                job.attempt,
+                r.started_at,
+                r.duration_ms,
+                r.status_code,
+                r.error,
+                r.excerpt,
+                outcome,
+            )
         )
         updates.append(
             {
-                "b_id": job.delivery_id,
-                "b_prev_attempts": job.attempt - 1,
-                "v_status": status.value,
-                "v_attempts": job.attempt,
-                "v_retry_index": failures,
-                "v_next_attempt_at": next_at,
-                "v_last_attempt_at": r.started_at,
-                "v_delivered_at": now if r.ok else None,
-                "v_last_status_code": r.status_code,
-                "v_last_error": r.error,
-                "v_updated_at": now,
+                "id": job.delivery_id,
+                "prev": job.attempt - 1,
+                "status": status.value,
+                "attempts": job.attempt,
+                "retry_index": failures,
+                "next_at": next_at,
+                "last_at": r.started_at,
+                "delivered_at": now if r.ok else None,
+                "code": r.status_code,
+                "error": r.error,
             }
         )
-    session.execute(DeliveryAttempt.__table__.insert(), attempts)
-    session.execute(_DELIVERY_UPDATE, updates)
+    bulk.copy_rows(session, DeliveryAttempt.__table__, ATTEMPT_COLUMNS, attempts)
+    _write_outcomes(session, updates, now)
     _update_health(session, now, healthy, failing)
     for sid in gone:
         if _disable(session, sid, now, "The endpoint answered 410 Gone."):
@@ -309,13 +399,50 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
     return done
 
 
+def _write_outcomes(session: Session, updates: list[dict[str, Any]], now: datetime) -> None:
+    if bulk.is_postgres(session):
+        columns = {name: [u[name] for u in updates] for name in updates[0]}
+        bulk.driver_cursor(session).execute(_PG_DELIVERY_UPDATE, {**columns, "now": now})
+        return
+    session.execute(
+        _DELIVERY_UPDATE,
+        [
+            {
+                "b_id": u["id"],
+                "b_prev_attempts": u["prev"],
+                "v_status": u["status"],
+                "v_attempts": u["attempts"],
+                "v_retry_index": u["retry_index"],
+                "v_next_attempt_at": u["next_at"],
+                "v_last_attempt_at": u["last_at"],
+                "v_delivered_at": u["delivered_at"],
+                "v_last_status_code": u["code"],
+                "v_last_error": u["error"],
+                "v_updated_at": now,
+            }
+            for u in updates
+        ],
+    )
+
+
+HEALTH_REFRESH = timedelta(minutes=1)
+
+
 def _update_health(
     session: Session, now: datetime, healthy: set[uuid.UUID], failing: dict[uuid.UUID, int]
 ) -> None:
     if healthy:
+        # Only rows whose record changes: a healthy subscription's last_success_at
+        # is refreshed at most once a minute instead of on every delivery.
         session.execute(
             update(S)
-            .where(S.c.id.in_(healthy))
+            .where(
+                S.c.id.in_(healthy),
+                S.c.failing_since.is_not(None)
+                | (S.c.consecutive_failures != 0)
+                | S.c.last_success_at.is_(None)
+                | (S.c.last_success_at < now - HEALTH_REFRESH),
+            )
             .values(last_success_at=now, failing_since=None, consecutive_failures=0)
         )
     counts: dict[int, list[uuid.UUID]] = defaultdict(list)
@@ -371,7 +498,7 @@ def _disable_failing(
 def expire_leases(session: Session, now: datetime, policy: DeliveryPolicy, *, limit: int = 1000) -> Recorded:
     """Deliveries whose worker vanished: count a failed attempt and schedule a retry."""
     rows = session.execute(
-        select(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempts)
+        select(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempts, D.c.retry_index)
         .where(D.c.status == DeliveryStatus.IN_FLIGHT.value, D.c.lease_expires_at < now)
         .limit(limit)
     ).all()
@@ -389,6 +516,7 @@ def expire_leases(session: Session, now: datetime, policy: DeliveryPolicy, *, li
                 headers=(),
                 attempt=r.attempts + 1,
                 max_in_flight=0,
+                retry_index=r.retry_index,
             ),
             started_at=now,
             duration_ms=0.0,

@@ -42,6 +42,7 @@ class Job:
     headers: tuple[tuple[str, str], ...]
     attempt: int
     max_in_flight: int
+    retry_index: int = 0  # failed attempts so far in this cycle (for the retry schedule)
 
 
 @dataclass(frozen=True, slots=True)

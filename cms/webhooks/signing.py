@@ -34,6 +34,7 @@ def secret_hint(secret: str) -> str:
 def signature(msg_id: str, timestamp: int, body: bytes, keys: list[bytes] | tuple[bytes, ...]) -> str:
     """The ``webhook-signature`` header value for ``body`` under each key."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
+    # hmac.digest is the one-shot C implementation: several times faster than hmac.new().
     return " ".join(
-        "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode() for key in keys
+        "v1," + base64.b64encode(hmac.digest(key, signed, hashlib.sha256)).decode() for key in keys
     )

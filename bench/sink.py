@@ -1,0 +1,109 @@
+"""A fast loopback webhook sink for benchmarks (raw asyncio HTTP/1.1, keep-alive).
+
+Answers every POST with 200 at once, except under ``/hang/``, where it never
+answers (the sender's timeout ends the request). Keeps, per ``webhook-id``,
+the arrival time of the first delivery, the last one and the count;
+``GET /_stats?since=<t>`` returns them as JSON and ``POST /_reset`` clears them.
+
+Run: ``python bench/sink.py --port 9100``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from urllib.parse import parse_qs, urlsplit
+
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.total = 0
+        self.by_id: dict[str, list[float]] = {}  # id -> [first, last, count]
+
+    def add(self, webhook_id: str) -> None:
+        now = time.time()
+        self.total += 1
+        entry = self.by_id.get(webhook_id)
+        if entry is None:
+            self.by_id[webhook_id] = [now, now, 1]
+        else:
+            entry[1] = now
+            entry[2] += 1
+
+
+STATS = Stats()
+
+
+class Sink(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end].decode("latin-1")
+            lines = head.split("\r\n")
+            method, target, _version = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length") or 0)
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            self.handle(method, target, headers)
+
+    def handle(self, method: str, target: str, headers: dict[str, str]) -> None:
+        path = urlsplit(target).path
+        if method == "GET" and path == "/_stats":
+            since = float(parse_qs(urlsplit(target).query).get("since", ["0"])[0])
+            body = json.dumps(
+                {"total": STATS.total, "ids": {k: v for k, v in STATS.by_id.items() if v[1] >= since}}
+            ).encode()
+            self.reply(body)
+            return
+        if path == "/_reset":
+            STATS.reset()
+            self.reply(b"{}")
+            return
+        if path.startswith("/hang/"):
+            return  # never answer: the sender times out
+        STATS.add(headers.get("webhook-id", ""))
+        self.transport.write(OK)  # type: ignore[attr-defined]
+
+    def reply(self, body: bytes) -> None:
+        self.transport.write(  # type: ignore[attr-defined]
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+
+
+async def main(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Sink, "127.0.0.1", port, backlog=4096)
+    print(f"sink listening on 127.0.0.1:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    try:
+        asyncio.run(main(parser.parse_args().port))
+    except KeyboardInterrupt:
+        pass
