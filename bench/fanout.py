@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -133,15 +134,11 @@ def wait_for_log(logs: Path, name: str, marker: str, timeout: float = 60) -> Non
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -384,7 +381,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             if n == max(args.sizes):
                 jobs = signed_jobs(db_url, n)
-                subs = api_secrets = None  # noqa: F841
+                with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+                    secrets_by_url = dict(conn.execute("SELECT url, secret FROM subscriptions").fetchall())
 
         set_subscriptions(api, sink, 10)
         results["latency"] = first_delivery_latency(api, sink, args.latency, 10)
@@ -437,8 +435,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 keys = list(r.scan_iter(match=pattern, count=1000))
                 if keys:
                     r.delete(*keys)
-        except Exception:  # noqa: BLE001 - cleanup only
-            pass
+        except Exception as exc:  # cleanup only
+            print(f"could not clean up Redis keys: {exc}", file=sys.stderr)
 
 
 def report(results: dict[str, Any]) -> None:

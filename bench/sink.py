@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -103,7 +104,5 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args().port))
-    except KeyboardInterrupt:
-        pass
