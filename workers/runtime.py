@@ -1,7 +1,7 @@
 """Per worker process: the Flask app, the sending loop and the outcome recorder.
 
 Sending happens on one asyncio loop per process, in a background thread, with
-one aiohttp session (keep-alive connections to every endpoint). A task hands
+one HTTP client (keep-alive connections to every endpoint). A task hands
 its jobs to the loop and waits for them only briefly: a hanging endpoint
 keeps one coroutine busy until its timeout, never a worker process. Outcomes
 go to a recorder thread that writes them in bulk, one transaction per batch,

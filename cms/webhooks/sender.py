@@ -1,32 +1,27 @@
-"""The HTTP side of delivery: signed POSTs over pooled keep-alive connections (aiohttp).
+"""The HTTP side of delivery: signed POSTs over pooled keep-alive connections.
 
 A ``Sender`` lives in one event loop and is shared by every delivery that
 process makes. It knows nothing about the database: it takes ``Job``s and
-returns ``Result``s. Addresses are checked on every connection (a resolver
-that drops non-public addresses) and IP-literal URLs before every send.
+returns ``Result``s. The HTTP client (``cms.webhooks.http``) checks every
+address it connects to against the SSRF policy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import ssl
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
-
+from cms.webhooks.http import AddressRefused, Client, RequestError
 from cms.webhooks.signing import signature
-from cms.webhooks.urls import Network, address_allowed, literal_address
+from cms.webhooks.urls import Network
 
 USER_AGENT = "NewsroomCMS-Webhooks/1.0 (+https://www.standardwebhooks.com/)"
-EXCERPT_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,29 +55,6 @@ class Result:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class AddressRefused(OSError):
-    """Every address of the host is outside what webhooks may reach."""
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves names like the default resolver, then drops non-public addresses."""
-
-    def __init__(self, allowed: Sequence[Network]) -> None:
-        self._inner = ThreadedResolver()
-        self._allowed = tuple(allowed)
-
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
-        infos = await self._inner.resolve(host, port, family)
-        kept = [info for info in infos if address_allowed(info["host"], self._allowed)]
-        if not kept:
-            addresses = ", ".join(sorted({info["host"] for info in infos}))
-            raise AddressRefused(f"{host} resolves only to non-public addresses ({addresses})")
-        return kept
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 class Sender:
     """Posts signed webhooks; one per event loop (create and use it inside the loop)."""
 
@@ -94,32 +66,27 @@ class Sender:
         total_timeout: float = 15.0,
         max_connections: int = 1000,
         user_agent: str = USER_AGENT,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.allowed = tuple(allowed)
         self.user_agent = user_agent
-        self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self.total_timeout = total_timeout
+        self._options = {
+            "allowed": self.allowed,
+            "connect_timeout": connect_timeout,
+            "total_timeout": total_timeout,
+            "max_connections": max_connections,
+            "ssl_context": ssl_context,
+        }
+        self._client: Client | None = None
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=0,
-            resolver=GuardedResolver(self.allowed),
-            ttl_dns_cache=10,
-            enable_cleanup_closed=True,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Content-Type"),
-        )
+        self._client = Client(**self._options)  # type: ignore[arg-type]
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     def headers_for(self, job: Job, timestamp: int) -> dict[str, str]:
         headers = dict(job.headers)
@@ -142,45 +109,26 @@ class Sender:
         def result(**kwargs: Any) -> Result:
             return Result(job, started, round((time.perf_counter() - t0) * 1000, 3), **kwargs)
 
-        host = urlsplit(job.url).hostname or ""
-        literal = literal_address(host)
-        if literal is not None and not address_allowed(literal, self.allowed):
-            return result(error=f"address refused: {literal} is not publicly routable")
-        assert self._session is not None, "Sender.open() was not awaited"
+        assert self._client is not None, "Sender.open() was not awaited"
         try:
-            async with self._session.post(
-                job.url,
-                data=job.body,
-                headers=self.headers_for(job, int(time.time())),
-                allow_redirects=False,
-            ) as response:
-                excerpt = b""
-                while len(excerpt) < EXCERPT_BYTES:
-                    chunk = await response.content.read(EXCERPT_BYTES - len(excerpt))
-                    if not chunk:
-                        break
-                    excerpt += chunk
-                status = response.status
-                error = None
-                if 300 <= status < 400:
-                    location = response.headers.get("Location", "")
-                    error = f"redirect to {location[:200]!r} not followed"
-                return result(
-                    status_code=status,
-                    error=error,
-                    excerpt=excerpt.decode("utf-8", "replace"),
-                    retry_after=response.headers.get("Retry-After"),
-                )
+            response = await self._client.post(job.url, job.body, self.headers_for(job, int(time.time())))
         except TimeoutError:
-            return result(error=f"timed out after {self._timeout.total:g} s")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, AddressRefused):
-                return result(error=f"address refused: {exc.os_error}")
-            return result(error=f"connection failed: {exc.os_error}")
-        except aiohttp.ClientError as exc:
+            return result(error=f"timed out after {self.total_timeout:g} s")
+        except AddressRefused as exc:
+            return result(error=f"address refused: {exc}")
+        except RequestError as exc:
+            return result(error=str(exc)[:500])
+        except (OSError, ValueError) as exc:
             return result(error=f"{type(exc).__name__}: {exc}"[:500])
-        except (OSError, ValueError) as exc:  # e.g. an unparseable URL that slipped through
-            return result(error=f"{type(exc).__name__}: {exc}"[:500])
+        error = None
+        if 300 <= response.status < 400:
+            error = f"redirect to {(response.location or '')[:200]!r} not followed"
+        return result(
+            status_code=response.status,
+            error=error,
+            excerpt=response.excerpt.decode("utf-8", "replace"),
+            retry_after=response.retry_after,
+        )
 
     async def send_all(self, jobs: Sequence[Job]) -> list[Result]:
         return list(await asyncio.gather(*(self.send(job) for job in jobs)))
