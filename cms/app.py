@@ -67,6 +67,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from cms.broker import Nudger
 
         app.extensions["cms_nudger"] = Nudger(settings["CMS_BROKER_URL"], settings["CMS_BROKER_PREFIX"])
+    # Workers listening on PostgreSQL hear about new events from the database itself.
+    app.extensions["cms_relay_listens"] = bool(settings["CMS_RELAY_LISTEN"]) and url.startswith("postgresql")
 
     from cms.api import register_api
     from cms.api.problems import register_error_handlers

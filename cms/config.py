@@ -64,6 +64,9 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_WEBHOOK_ROTATION_GRACE_HOURS": (24.0, float),
     # Deliveries per send task; a worker sends one batch itself and queues the rest.
     "CMS_WEBHOOK_BATCH": (200, _int),
+    # On PostgreSQL, workers LISTEN for new outbox events (a trigger NOTIFYs at
+    # commit) and relay at once; the API then sends no broker message for them.
+    "CMS_RELAY_LISTEN": (True, _bool),
     # Periodic (Celery beat) relay of the outbox and sweep of due retries / expired leases.
     "CMS_RELAY_INTERVAL": (2.0, float),
     "CMS_SWEEP_INTERVAL": (1.0, float),
@@ -79,8 +82,10 @@ def load_config(
     for name, (default, convert) in SETTINGS.items():
         value = env.get(name)
         config[name] = convert(value) if value not in (None, "") else default
-    if overrides:
-        config.update(overrides)
+    for name, value in (overrides or {}).items():
+        # Overrides may be strings, as in the environment (tests, tools).
+        convert = SETTINGS.get(name, (None, None))[1]
+        config[name] = convert(value) if convert is not None and isinstance(value, str) and value else value
     if not config["CMS_DATABASE_URL"]:
         config["CMS_DATABASE_URL"] = _default_database_url()
     config["CMS_DATABASE_URL"] = normalise_database_url(config["CMS_DATABASE_URL"])

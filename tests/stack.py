@@ -93,7 +93,7 @@ class Stack:
                 "CMS_SECRET_KEY": "test",
                 "CMS_BROKER_URL": self.broker_url,
                 "CMS_BROKER_PREFIX": self.prefix,
-                **{k: v for k, v in self.settings.items()},
+                **self.settings,
             }
         )
         with self.app.app_context():

@@ -25,12 +25,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import psycopg
 from flask import Flask
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from cms import create_app
 from cms.broker import DELIVER_TASK, DELIVERIES_QUEUE, RELAY_TASK, RETRIES_QUEUE
 from cms.clock import utcnow
+from cms.events.outbox import NOTIFY_CHANNEL
 from cms.extensions import db
 from cms.services import dispatch, fanout
 from cms.services.endpoints import EndpointCache
@@ -73,6 +76,7 @@ class Runtime:
         self._stopping = threading.Event()
         self._loop_thread = threading.Thread(target=self._run_loop, name="webhook-sender", daemon=True)
         self._recorder = threading.Thread(target=self._record_forever, name="webhook-recorder", daemon=True)
+        self._wake = threading.Event()
 
     @classmethod
     def start(cls, send_task: Callable[..., Any], config: dict[str, Any] | None = None) -> Runtime:
@@ -80,7 +84,39 @@ class Runtime:
         runtime._loop_thread.start()
         asyncio.run_coroutine_threadsafe(runtime.sender.open(), runtime.loop).result(timeout=10)
         runtime._recorder.start()
+        url = runtime.app.config["SQLALCHEMY_DATABASE_URI"]
+        if runtime.app.config["CMS_RELAY_LISTEN"] and url.startswith("postgresql"):
+            threading.Thread(
+                target=runtime._listen_forever, args=(url,), name="outbox-listener", daemon=True
+            ).start()
+            threading.Thread(target=runtime._relay_forever, name="outbox-relay", daemon=True).start()
         return runtime
+
+    # ------------------------------------------------------------ listening
+
+    def _listen_forever(self, url: str) -> None:
+        """Wake the relay whenever a transaction commits outbox events (PostgreSQL NOTIFY)."""
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.set()  # catch up on whatever committed while we were not listening
+                    while not self._stopping.is_set():
+                        for _notify in conn.notifies(timeout=1.0):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                log.warning("outbox listener lost its connection (%s); reconnecting", exc)
+                self._stopping.wait(1.0)
+
+    def _relay_forever(self) -> None:
+        while not self._stopping.is_set():
+            if self._wake.wait(timeout=1.0):
+                self._wake.clear()
+                try:
+                    self.relay()
+                except Exception:
+                    log.exception("relay failed; the periodic relay will retry")
 
     # ------------------------------------------------------------------ loop
 

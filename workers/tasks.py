@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from cms.broker import DELIVER_TASK, RELAY_TASK, SWEEP_TASK, TASK_QUEUES
 from workers import runtime
@@ -40,6 +40,13 @@ def deliver(delivery_ids: list[str]) -> None:
 @shared_task(name=SWEEP_TASK)
 def sweep() -> int:
     return runtime.get_runtime(_send_task).sweep()
+
+
+@worker_process_init.connect
+def _start_runtime(**_kwargs: Any) -> None:
+    # Each worker process listens for new events from the start (PostgreSQL),
+    # rather than when its first task arrives.
+    runtime.get_runtime(_send_task)
 
 
 @worker_process_shutdown.connect

@@ -195,7 +195,8 @@ def commit() -> None:
 
     When the transaction recorded outbox events (or made deliveries due), the
     workers are nudged once it has committed; the periodic relay and sweep
-    find the work anyway if the nudge is lost.
+    find the work anyway if the nudge is lost. On PostgreSQL the outbox insert
+    itself wakes the workers (LISTEN/NOTIFY), so no broker message is needed.
     """
     info = db.session.info
     relay = info.pop("outbox_recorded", False)
@@ -203,7 +204,7 @@ def commit() -> None:
     db.session.commit()
     nudger: Nudger | None = current_app.extensions.get("cms_nudger")
     if nudger is not None:
-        if relay:
+        if relay and not current_app.extensions.get("cms_relay_listens"):
             nudger.nudge(RELAY_TASK)
         if sweep:
             nudger.nudge(SWEEP_TASK)

@@ -30,6 +30,9 @@ class EventType(enum.StrEnum):
     SUBSCRIPTION_DISABLED = "subscription.disabled"
 
 
+# Migration 0003 makes every outbox INSERT notify this channel (PostgreSQL).
+NOTIFY_CHANNEL = "cms_outbox"
+
 ARTICLE_EVENTS = tuple(t.value for t in EventType if t.value.startswith("article."))
 
 
