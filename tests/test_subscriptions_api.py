@@ -26,7 +26,7 @@ def test_create_shows_the_secret_once(client, admin):
             "url": PUBLIC_URL,
             "description": "Partner A",
             "format": "ninjs",
-            "headers": {"X-Partner": "a"},
+            "headers": {"X-Partner": "a", "Authorization": "Bearer partner-token-123"},
         },
         headers=admin,
     )
@@ -40,9 +40,13 @@ def test_create_shows_the_secret_once(client, admin):
 
     listed = client.get("/api/v1/subscriptions", headers=admin).get_json()
     got = client.get(f"/api/v1/subscriptions/{created['id']}", headers=admin)
-    for body in (listed["items"][0], got.get_json()):
-        assert "secret" not in body and secret not in str(body)
+    for body in (created, listed["items"][0], got.get_json()):
+        assert secret not in str({k: v for k, v in body.items() if k != "secret"})
         assert body["secret_prefix"] == created["secret_prefix"]
+        # Static header values may be credentials: shown masked.
+        assert body["headers"] == {"X-Partner": "…", "Authorization": "Bear…"}
+        assert "partner-token-123" not in str(body)
+    assert "secret" not in listed["items"][0] and "secret" not in got.get_json()
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,9 @@ RECORD_WINDOW = 0.005  # seconds to gather more outcomes into one transaction
 RELAY_EVENTS = 100  # events per relay transaction
 RELAY_ROUNDS = 50
 CLAIM_LIMIT = 10_000
+MAX_CONNECTIONS = 1000  # concurrent requests per worker process
+RETRY_CONNECTIONS = MAX_CONNECTIONS // 2
+SWEEP_LIMIT = 2000  # due retries claimed per sweep run
 
 
 class Runtime:
@@ -68,8 +71,10 @@ class Runtime:
             allowed=parse_networks(app.config["CMS_WEBHOOK_ALLOWED_NETWORKS"]),
             connect_timeout=float(app.config["CMS_WEBHOOK_CONNECT_TIMEOUT"]),
             total_timeout=float(app.config["CMS_WEBHOOK_TIMEOUT"]),
+            max_connections=MAX_CONNECTIONS,
         )
         self._caps: dict[uuid.UUID, asyncio.Semaphore] = {}
+        self._retry_slots: asyncio.Semaphore | None = None  # created inside the loop
         self._results: queue.Queue[Result | None] = queue.Queue()
         self._outstanding = 0
         self._room = threading.Condition()
@@ -128,7 +133,12 @@ class Runtime:
         cap = self._caps.get(job.subscription_id)
         if cap is None:
             cap = self._caps[job.subscription_id] = asyncio.Semaphore(max(1, job.max_in_flight))
-        async with cap:
+        if self._retry_slots is None:
+            self._retry_slots = asyncio.Semaphore(RETRY_CONNECTIONS)
+        # Retries may hold at most half of the connections, so a backlog of them
+        # (a receiver coming back after an outage) never starves first attempts.
+        lane = self._retry_slots if job.attempt > 1 else contextlib.nullcontext()
+        async with lane, cap:
             result = await self.sender.send(job)
         self._results.put(result)
         with self._room:
@@ -296,13 +306,13 @@ class Runtime:
             if expired.disabled:
                 self.nudge_relay()
             sent = 0
-            for _ in range(10):
+            while sent < SWEEP_LIMIT:
                 jobs = self._in_transaction(
-                    lambda now: dispatch.claim(
+                    lambda now, sent=sent: dispatch.claim(
                         db.session,
                         now,
                         self.policy,
-                        limit=CLAIM_LIMIT,
+                        limit=min(1000, SWEEP_LIMIT - sent),
                         endpoints=self.endpoints.get(db.session),
                         bodies=self.bodies,
                     )

@@ -68,7 +68,15 @@ class SubscriptionSchema(Schema):
     tags = fields.List(fields.String(), required=True)
     languages = fields.List(fields.String(), required=True)
     format = fields.String(required=True)
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    headers = fields.Method(
+        "_masked_headers",
+        required=True,
+        metadata={
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Static headers; values are masked (they often carry credentials).",
+        },
+    )
     enabled = fields.Boolean(required=True)
     max_in_flight = fields.Integer(required=True)
     secret_prefix = fields.Method("_secret_prefix", required=True, metadata={"type": "string"})
@@ -81,6 +89,10 @@ class SubscriptionSchema(Schema):
     consecutive_failures = fields.Integer(required=True)
     last_success_at = fields.AwareDateTime(required=True, allow_none=True)
     last_failure_at = fields.AwareDateTime(required=True, allow_none=True)
+
+    def _masked_headers(self, obj: object) -> dict[str, str]:
+        headers: dict[str, str] = obj.headers or {}  # type: ignore[attr-defined]
+        return {name: (value[:4] + "…" if len(value) > 8 else "…") for name, value in headers.items()}
 
     def _secret_prefix(self, obj: object) -> str:
         from cms.webhooks.signing import secret_hint
