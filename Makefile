@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test lint migrate bench clean
+.PHONY: help run test lint migrate bench bench-fanout clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ migrate: $(STAMP) ## Apply migrations to CMS_DATABASE_URL
 
 bench: $(STAMP) ## Authoring benchmark (needs PostgreSQL); see bench/README.md
 	$(BIN)/python bench/authoring.py
+
+bench-fanout: $(STAMP) ## Webhook fan-out benchmark (needs PostgreSQL and Redis); see bench/README.md
+	$(BIN)/python bench/fanout.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache

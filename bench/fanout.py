@@ -141,6 +141,35 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU seconds used so far by each of our process groups, PostgreSQL and this process."""
+    groups = {proc.pid: role for role, proc in procs.items()}
+    totals: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            sid, ticks = int(fields[3]), int(fields[11]) + int(fields[12])
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except (OSError, IndexError, ValueError):
+            continue
+        role = groups.get(sid)  # our processes start their own sessions
+        if role is None:
+            role = (
+                "postgres"
+                if comm.startswith("postgres")
+                else ("bench" if int(entry) == os.getpid() else None)
+            )
+        if role:
+            totals[role] = totals.get(role, 0.0) + ticks / CLOCK_TICKS
+    return totals
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -172,18 +201,29 @@ def publish(api: Api) -> tuple[str, float]:
     return event, started
 
 
-def fan_out_rates(api: Api, sink: Sink, n: int, rounds: int, healthy: int | None = None) -> dict[str, Any]:
+def fan_out_rates(
+    api: Api,
+    sink: Sink,
+    n: int,
+    rounds: int,
+    healthy: int | None = None,
+    procs: dict[str, subprocess.Popen[bytes]] | None = None,
+) -> dict[str, Any]:
     healthy = n if healthy is None else healthy
     for _ in range(2):  # warm-up
         event, _t0 = publish(api)
         sink.wait(event, healthy)
     rates, spans = [], []
+    before = cpu_by_role(procs or {})
     for _ in range(rounds):
         event, t0 = publish(api)
         _first, last = sink.wait(event, healthy)
         spans.append(last - t0)
         rates.append(healthy / (last - t0))
+    after = cpu_by_role(procs or {})
+    cpu_ms = {role: round((after[role] - before.get(role, 0.0)) * 1000 / rounds, 1) for role in after}
     return {
+        "cpu_ms_per_publish": cpu_ms,
         "n": n,
         "healthy": healthy,
         "rounds": rounds,
@@ -323,6 +363,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     )
     procs: list[subprocess.Popen[bytes]] = []
+    roles: dict[str, subprocess.Popen[bytes]] = {}
     print(f"database {name}; logs in {logs}", flush=True)
     try:
         cms(env, "db", "upgrade")
@@ -363,6 +404,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         procs.append(
             spawn("beat", [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=INFO"], env, logs)
         )
+        roles.update(zip(("sink", "api", "worker", "beat"), procs, strict=True))
         wait_for_log(logs, "api", "Booting worker")
         wait_for_log(logs, "beat", "beat: Starting")
         time.sleep(2)
@@ -372,11 +414,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for n in args.sizes:
             rounds = args.rounds if n >= 1000 else args.rounds * 2
             set_subscriptions(api, sink, n)
-            result = fan_out_rates(api, sink, n, rounds)
+            result = fan_out_rates(api, sink, n, rounds, procs=roles)
             results["fan_out"].append(result)
             print(
                 f"  N={n:>5}: {result['rate_median']:>8.1f} deliveries/s (median of {rounds}; "
-                f"{result['seconds_median'] * 1000:.1f} ms per publish)",
+                f"{result['seconds_median'] * 1000:.1f} ms per publish; "
+                f"CPU ms per publish: {result['cpu_ms_per_publish']})",
                 flush=True,
             )
             if n == max(args.sizes):

@@ -184,6 +184,9 @@ def claim(
 
 def has_due(session: Session, now: datetime, subscription_ids: Iterable[uuid.UUID]) -> bool:
     """Whether any of these subscriptions has a delivery waiting that is due (a cheap pre-check)."""
+    if bulk.is_postgres(session):
+        row = bulk.driver_cursor(session).execute(_PG_HAS_DUE, {"now": now, "subs": list(subscription_ids)})
+        return bool(row.fetchone()[0])
     stmt = (
         select(D.c.id)
         .where(
@@ -194,6 +197,14 @@ def has_due(session: Session, now: datetime, subscription_ids: Iterable[uuid.UUI
         .limit(1)
     )
     return session.execute(stmt).first() is not None
+
+
+_PG_HAS_DUE = """
+SELECT EXISTS (
+    SELECT 1 FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at <= %(now)s AND subscription_id = ANY(%(subs)s::uuid[])
+)
+"""
 
 
 def load_jobs(
@@ -306,18 +317,40 @@ ATTEMPT_COLUMNS = (
     "outcome",
 )
 
-# PostgreSQL: every outcome of a batch in one statement.
-_PG_DELIVERY_UPDATE = """
+# PostgreSQL: every outcome of a batch in one statement (attempt log, delivery
+# states, subscription health), one round trip whatever the batch size. Arrays
+# go in binary (%(…)b): quoting a thousand response excerpts as text costs more
+# than the statement.
+_PG_RECORD = """
+WITH v AS (
+    SELECT * FROM unnest(
+        %(id)b::uuid[], %(prev)b::int[], %(status)b::text[], %(attempts)b::int[], %(retry_index)b::int[],
+        %(next_at)b::timestamptz[], %(last_at)b::timestamptz[], %(delivered_at)b::timestamptz[],
+        %(code)b::int[], %(error)b::text[], %(excerpt)b::text[], %(outcome)b::text[], %(duration)b::float8[]
+    ) AS v(id, prev, status, attempts, retry_index, next_at, last_at, delivered_at, code, error,
+           excerpt, outcome, duration)
+), logged AS (
+    INSERT INTO delivery_attempts (delivery_id, number, attempted_at, duration_ms, status_code, error,
+                                   response_excerpt, outcome)
+    SELECT id, attempts, last_at, duration, code, error, excerpt, outcome FROM v
+), healthy AS (
+    UPDATE subscriptions SET last_success_at = %(now)s, failing_since = NULL, consecutive_failures = 0
+    WHERE id = ANY(%(healthy)b::uuid[])
+      AND (failing_since IS NOT NULL OR consecutive_failures <> 0 OR last_success_at IS NULL
+           OR last_success_at < %(stale)s)
+), failing AS (
+    UPDATE subscriptions AS s SET last_failure_at = %(now)s,
+        failing_since = coalesce(s.failing_since, %(now)s),
+        consecutive_failures = s.consecutive_failures + f.n
+    FROM unnest(%(f_id)b::uuid[], %(f_n)b::int[]) AS f(id, n)
+    WHERE s.id = f.id
+)
 UPDATE deliveries AS d SET
     status = v.status, attempts = v.attempts, retry_index = v.retry_index,
     next_attempt_at = v.next_at, lease_expires_at = NULL, last_attempt_at = v.last_at,
     delivered_at = v.delivered_at, last_status_code = v.code, last_error = v.error,
     updated_at = %(now)s
-FROM unnest(
-    %(id)s::uuid[], %(prev)s::int[], %(status)s::text[], %(attempts)s::int[], %(retry_index)s::int[],
-    %(next_at)s::timestamptz[], %(last_at)s::timestamptz[], %(delivered_at)s::timestamptz[],
-    %(code)s::int[], %(error)s::text[]
-) AS v(id, prev, status, attempts, retry_index, next_at, last_at, delivered_at, code, error)
+FROM v
 WHERE d.id = v.id AND d.status = 'in_flight' AND d.attempts = v.prev
 """
 
@@ -389,9 +422,27 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
                 "error": r.error,
             }
         )
-    bulk.copy_rows(session, DeliveryAttempt.__table__, ATTEMPT_COLUMNS, attempts)
-    _write_outcomes(session, updates, now)
-    _update_health(session, now, healthy, failing)
+    failing_only = {sid: n for sid, n in failing.items() if sid not in healthy}
+    if bulk.is_postgres(session):
+        columns = {name: [u[name] for u in updates] for name in updates[0]}
+        bulk.driver_cursor(session).execute(
+            _PG_RECORD,
+            {
+                **columns,
+                "excerpt": [a[6] for a in attempts],
+                "outcome": [a[7] for a in attempts],
+                "duration": [a[3] for a in attempts],
+                "now": now,
+                "stale": now - HEALTH_REFRESH,
+                "healthy": list(healthy),
+                "f_id": list(failing_only),
+                "f_n": list(failing_only.values()),
+            },
+        )
+    else:
+        bulk.copy_rows(session, DeliveryAttempt.__table__, ATTEMPT_COLUMNS, attempts)
+        _write_outcomes(session, updates, now)
+        _update_health(session, now, healthy, failing_only)
     for sid in gone:
         if _disable(session, sid, now, "The endpoint answered 410 Gone."):
             done.disabled.append(sid)
@@ -400,10 +451,6 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
 
 
 def _write_outcomes(session: Session, updates: list[dict[str, Any]], now: datetime) -> None:
-    if bulk.is_postgres(session):
-        columns = {name: [u[name] for u in updates] for name in updates[0]}
-        bulk.driver_cursor(session).execute(_PG_DELIVERY_UPDATE, {**columns, "now": now})
-        return
     session.execute(
         _DELIVERY_UPDATE,
         [
@@ -447,8 +494,7 @@ def _update_health(
         )
     counts: dict[int, list[uuid.UUID]] = defaultdict(list)
     for sid, n in failing.items():
-        if sid not in healthy:
-            counts[n].append(sid)
+        counts[n].append(sid)
     for n, sids in counts.items():
         session.execute(
             update(S)

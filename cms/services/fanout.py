@@ -163,7 +163,7 @@ def _read_state(session: Session, event_ids: list[uuid.UUID], article_ids: set[u
 _PG_WRITE = """
 WITH payloads AS (
     INSERT INTO event_payloads (event_id, format, body)
-    SELECT * FROM unnest(%(p_event)s::uuid[], %(p_format)s::text[], %(p_body)s::text[])
+    SELECT * FROM unnest(%(p_event)b::uuid[], %(p_format)b::text[], %(p_body)b::text[])
     ON CONFLICT DO NOTHING
 ), deliveries AS (
     INSERT INTO deliveries (id, event_id, subscription_id, article_id, sequence, event_type, format,
@@ -171,13 +171,13 @@ WITH payloads AS (
                             created_at, updated_at)
     SELECT t.id, t.event_id, t.subscription_id, t.article_id, t.sequence, t.event_type, t.format,
            t.status, 0, 0, %(now)s, t.lease, %(now)s, %(now)s
-    FROM unnest(%(d_id)s::uuid[], %(d_event)s::uuid[], %(d_sub)s::uuid[], %(d_article)s::uuid[],
-                %(d_sequence)s::int[], %(d_type)s::text[], %(d_format)s::text[], %(d_status)s::text[],
-                %(d_lease)s::timestamptz[])
+    FROM unnest(%(d_id)b::uuid[], %(d_event)b::uuid[], %(d_sub)b::uuid[], %(d_article)b::uuid[],
+                %(d_sequence)b::int[], %(d_type)b::text[], %(d_format)b::text[], %(d_status)b::text[],
+                %(d_lease)b::timestamptz[])
          AS t(id, event_id, subscription_id, article_id, sequence, event_type, format, status, lease)
     ON CONFLICT DO NOTHING
 )
-UPDATE outbox_events SET relayed_at = %(now)s WHERE id = ANY(%(events)s::uuid[])
+UPDATE outbox_events SET relayed_at = %(now)s WHERE id = ANY(%(events)b::uuid[])
 """
 
 

@@ -13,7 +13,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,9 +32,10 @@ class Job:
     event_id: uuid.UUID
     subscription_id: uuid.UUID
     url: str
-    body: bytes
-    keys: tuple[bytes, ...]
-    headers: tuple[tuple[str, str], ...]
+    # Kept out of reprs, hence out of any log line or traceback that shows a job.
+    body: bytes = field(repr=False)
+    keys: tuple[bytes, ...] = field(repr=False)
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
     attempt: int
     max_in_flight: int
     retry_index: int = 0  # failed attempts so far in this cycle (for the retry schedule)
