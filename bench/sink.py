@@ -3,7 +3,10 @@
 Answers every POST with 200 at once, except under ``/hang/``, where it never
 answers (the sender's timeout ends the request). Keeps, per ``webhook-id``,
 the arrival time of the first delivery, the last one and the count;
-``GET /_stats?since=<t>`` returns them as JSON and ``POST /_reset`` clears them.
+``GET /_stats?since=<t>`` returns them as JSON, ``GET /_wait?id=<id>&count=<n>``
+answers ``[first, last, count]`` once ``n`` deliveries of ``id`` arrived (a
+long poll: the benchmark does not spin while it waits), ``POST /_reset``
+clears them.
 
 Run: ``python bench/sink.py --port 9100``.
 """
@@ -22,6 +25,7 @@ OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r
 
 class Stats:
     def __init__(self) -> None:
+        self.waiters: dict[str, list[tuple[int, asyncio.Future[list[float]]]]] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -33,10 +37,25 @@ class Stats:
         self.total += 1
         entry = self.by_id.get(webhook_id)
         if entry is None:
-            self.by_id[webhook_id] = [now, now, 1]
+            entry = self.by_id[webhook_id] = [now, now, 1]
         else:
             entry[1] = now
             entry[2] += 1
+        waiting = self.waiters.get(webhook_id)
+        if waiting:
+            for count, future in list(waiting):
+                if entry[2] >= count and not future.done():
+                    future.set_result(list(entry))
+                    waiting.remove((count, future))
+
+    def wait(self, webhook_id: str, count: int) -> asyncio.Future[list[float]]:
+        future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
+        entry = self.by_id.get(webhook_id)
+        if entry is not None and entry[2] >= count:
+            future.set_result(list(entry))
+        else:
+            self.waiters.setdefault(webhook_id, []).append((count, future))
+        return future
 
 
 STATS = Stats()
@@ -74,6 +93,11 @@ class Sink(asyncio.Protocol):
                 {"total": STATS.total, "ids": {k: v for k, v in STATS.by_id.items() if v[1] >= since}}
             ).encode()
             self.reply(body)
+            return
+        if method == "GET" and path == "/_wait":
+            query = parse_qs(urlsplit(target).query)
+            future = STATS.wait(query["id"][0], int(query["count"][0]))
+            future.add_done_callback(lambda f: self.reply(json.dumps(f.result()).encode()))
             return
         if path == "/_reset":
             STATS.reset()

@@ -50,7 +50,7 @@ RECORD_WINDOW = 0.005  # seconds to gather more outcomes into one transaction
 RELAY_EVENTS = 100  # events per relay transaction
 RELAY_ROUNDS = 50
 CLAIM_LIMIT = 10_000
-MAX_CONNECTIONS = 1000  # concurrent requests per worker process
+MAX_CONNECTIONS = 2000  # concurrent requests per worker process (file descriptors)
 RETRY_CONNECTIONS = MAX_CONNECTIONS // 2
 SWEEP_LIMIT = 2000  # due retries claimed per sweep run
 

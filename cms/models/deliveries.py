@@ -44,8 +44,32 @@ class Delivery(Base):
             postgresql_where=text("status IN ('pending', 'in_flight')"),
             sqlite_where=text("status IN ('pending', 'in_flight')"),
         ),
-        # Per (subscription, article) ordering checks.
-        Index("ix_deliveries_order", "subscription_id", "article_id", "sequence"),
+        # Ordering checks: open deliveries per (subscription, article). Partial
+        # indexes hold only open rows, so they stay small whatever the history,
+        # and a delivery leaving them costs no new entry.
+        Index(
+            "ix_deliveries_open_order",
+            "subscription_id",
+            "article_id",
+            "sequence",
+            postgresql_where=text("status IN ('pending', 'in_flight')"),
+            sqlite_where=text("status IN ('pending', 'in_flight')"),
+        ),
+        Index(
+            "ix_deliveries_open_article",
+            "article_id",
+            "subscription_id",
+            postgresql_where=text("status IN ('pending', 'in_flight')"),
+            sqlite_where=text("status IN ('pending', 'in_flight')"),
+        ),
+        # In-flight counts per subscription (the max_in_flight cap).
+        Index(
+            "ix_deliveries_in_flight",
+            "subscription_id",
+            postgresql_where=text("status = 'in_flight'"),
+            sqlite_where=text("status = 'in_flight'"),
+        ),
+        # The delivery log.
         Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
         Index("ix_deliveries_article_id", "article_id"),
     )

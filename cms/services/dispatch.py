@@ -101,8 +101,27 @@ def _claim_ids(
     event_ids: Sequence[uuid.UUID] | None,
     subscription_ids: Iterable[uuid.UUID] | None,
 ) -> Select[Any]:
+    """Ids of deliveries that may be sent now, at most ``limit``.
+
+    Room under each subscription's cap is computed once (in-flight rows have
+    their own small index); subscriptions that are full, paused or deleted are
+    left out before any delivery is looked at, so a backlog waiting behind a
+    hanging endpoint costs nothing. Within a subscription, the oldest due
+    deliveries take the free slots.
+    """
     earlier = D.alias("earlier")
-    flying = D.alias("flying")
+    flying = (
+        select(D.c.subscription_id, func.count().label("n"))
+        .where(D.c.status == DeliveryStatus.IN_FLIGHT.value)
+        .group_by(D.c.subscription_id)
+        .cte("flying")
+    )
+    room = (
+        select(S.c.id, (S.c.max_in_flight - func.coalesce(flying.c.n, 0)).label("room"))
+        .select_from(S.outerjoin(flying, flying.c.subscription_id == S.c.id))
+        .where(S.c.enabled.is_(True), S.c.deleted_at.is_(None))
+        .cte("room")
+    )
     blocked = exists().where(
         earlier.c.subscription_id == D.c.subscription_id,
         earlier.c.article_id == D.c.article_id,
@@ -110,8 +129,14 @@ def _claim_ids(
         earlier.c.status.in_(OPEN_STATUSES),
     )
     due = (
-        select(D.c.id, D.c.subscription_id, D.c.next_attempt_at, D.c.created_at)
-        .where(D.c.status == DeliveryStatus.PENDING.value, D.c.next_attempt_at <= now, ~blocked)
+        select(D.c.id, D.c.subscription_id, D.c.next_attempt_at, D.c.created_at, room.c.room)
+        .join(room, room.c.id == D.c.subscription_id)
+        .where(
+            D.c.status == DeliveryStatus.PENDING.value,
+            D.c.next_attempt_at <= now,
+            room.c.room > 0,
+            ~blocked,
+        )
         .order_by(D.c.next_attempt_at, D.c.created_at)
         .limit(limit * 4)
     )
@@ -120,28 +145,14 @@ def _claim_ids(
     if subscription_ids is not None:
         due = due.where(D.c.subscription_id.in_(list(subscription_ids)))
     due_sq = due.subquery("due")
-    in_flight = (
-        select(func.count())
-        .select_from(flying)
-        .where(flying.c.subscription_id == due_sq.c.subscription_id, flying.c.status == "in_flight")
-        .scalar_subquery()
-    )
-    ranked = (
-        select(
-            due_sq.c.id,
-            due_sq.c.next_attempt_at,
-            func.row_number()
-            .over(
-                partition_by=due_sq.c.subscription_id,
-                order_by=(due_sq.c.next_attempt_at, due_sq.c.created_at),
-            )
-            .label("rank"),
-            (S.c.max_in_flight - in_flight).label("room"),
-        )
-        .join(S, S.c.id == due_sq.c.subscription_id)
-        .where(S.c.enabled.is_(True), S.c.deleted_at.is_(None))
-        .subquery("ranked")
-    )
+    ranked = select(
+        due_sq.c.id,
+        due_sq.c.next_attempt_at,
+        due_sq.c.room,
+        func.row_number()
+        .over(partition_by=due_sq.c.subscription_id, order_by=(due_sq.c.next_attempt_at, due_sq.c.created_at))
+        .label("rank"),
+    ).subquery("ranked")
     return (
         select(ranked.c.id)
         .where(ranked.c.rank <= ranked.c.room)
