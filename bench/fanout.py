@@ -465,8 +465,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         extra = [(f"/s/spare-{i}", ["spare"]) for i in range(hanging)]
         extra += [(f"/hang/{i}", ["hang"]) for i in range(hanging)]
         set_subscriptions(api, sink, n - hanging, extra)
-        results["healthy_baseline"] = fan_out_rates(api, sink, n, args.rounds, tags=["spare"])
-        results["hanging"] = fan_out_rates(api, sink, n, args.rounds, healthy=n - hanging, tags=["hang"])
+        results["healthy_baseline"] = fan_out_rates(api, sink, n, args.rounds, procs=roles, tags=["spare"])
+        results["hanging"] = fan_out_rates(
+            api, sink, n, args.rounds, healthy=n - hanging, procs=roles, tags=["hang"]
+        )
         print(
             f"  N={n}, all healthy: {results['healthy_baseline']['rate_median']} deliveries/s; "
             f"with {hanging} hanging endpoints the healthy get "
