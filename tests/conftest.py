@@ -48,15 +48,21 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(scope="session")
-def databases(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
-    factory = DatabaseFactory(backend, tmp_path_factory.mktemp(f"db-{backend}"))
+def migrated_factory(backend: str, tmp: Any) -> DatabaseFactory:
+    """A database factory whose copies start from a freshly migrated template."""
+    factory = DatabaseFactory(backend, tmp)
     template_url = factory.fresh_url()
     template_app = make_app(template_url)
     migrate(template_app)
     with template_app.app_context():
         db.engine.dispose()
     factory.set_template(template_url)
+    return factory
+
+
+@pytest.fixture(scope="session")
+def databases(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    factory = migrated_factory(backend, tmp_path_factory.mktemp(f"db-{backend}"))
     yield factory
     factory.drop_all()
 
@@ -161,13 +167,7 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def pg_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
     """PostgreSQL only: the worker tests run the production backend."""
     require_postgres()
-    factory = DatabaseFactory("postgresql", tmp_path_factory.mktemp("db-pg-e2e"))
-    template_url = factory.fresh_url()
-    template_app = make_app(template_url)
-    migrate(template_app)
-    with template_app.app_context():
-        db.engine.dispose()
-    factory.set_template(template_url)
+    factory = migrated_factory("postgresql", tmp_path_factory.mktemp("db-pg-e2e"))
     yield factory
     factory.drop_all()
 

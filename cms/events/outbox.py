@@ -47,20 +47,15 @@ def record(
 ) -> OutboxEvent:
     """Add one event for ``article`` with the next sequence number; never commits."""
     article.event_sequence += 1
-    event = OutboxEvent(
-        id=uuid.uuid4(),
-        type=str(type_),
+    return _add(
+        session,
+        type_,
+        actor,
+        data,
         article_id=article.id,
         version=version,
         sequence=article.event_sequence,
-        occurred_at=utcnow(),
-        actor=actor,
-        data=data or {},
     )
-    session.add(event)
-    # Tells the request that committed it to nudge the relay (see cms.api.http.commit).
-    session.info["outbox_recorded"] = True
-    return event
 
 
 def record_system(
@@ -72,18 +67,17 @@ def record_system(
     data: dict[str, Any] | None = None,
 ) -> OutboxEvent:
     """Add an event about a subscription (a ping, an automatic disable); never commits."""
+    return _add(session, type_, actor, data, subscription_id=subscription_id)
+
+
+def _add(
+    session: Session, type_: EventType, actor: str, data: dict[str, Any] | None, **about: Any
+) -> OutboxEvent:
     event = OutboxEvent(
-        id=uuid.uuid4(),
-        type=str(type_),
-        article_id=None,
-        subscription_id=subscription_id,
-        version=None,
-        sequence=None,
-        occurred_at=utcnow(),
-        actor=actor,
-        data=data or {},
+        id=uuid.uuid4(), type=str(type_), occurred_at=utcnow(), actor=actor, data=data or {}, **about
     )
     session.add(event)
+    # Tells the request that committed it to nudge the relay (see cms.api.http.commit).
     session.info["outbox_recorded"] = True
     return event
 

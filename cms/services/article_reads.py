@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.string import TextLoader
-from sqlalchemy import Connection, bindparam, literal_column, select, true, tuple_
+from sqlalchemy import Connection, bindparam, literal_column, select, true
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from cms.models import Article, ArticleTag, ArticleVersion
+from cms.services import pagination
 from cms.services.errors import NotFound
 
 A = Article.__table__
@@ -166,15 +167,5 @@ def page(
         stmt = stmt.where(Article.id.in_(select(ArticleTag.article_id).where(ArticleTag.tag == filters.tag)))
     if filters.updated_since:
         stmt = stmt.where(Article.updated_at >= filters.updated_since)
-    if after is not None:
-        stmt = stmt.where(tuple_(Article.updated_at, Article.id) < tuple_(*after))
-    stmt = (
-        stmt.options(selectinload(Article.tags))
-        .order_by(Article.updated_at.desc(), Article.id.desc())
-        .limit(limit + 1)
-    )
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    cursor = (rows[-1].updated_at, rows[-1].id) if more and rows else None
-    return rows, cursor
+    stmt = stmt.options(selectinload(Article.tags))
+    return pagination.newest_first(session, stmt, Article.updated_at, Article.id, limit=limit, after=after)

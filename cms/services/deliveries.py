@@ -6,11 +6,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cms.clock import utcnow
 from cms.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
+from cms.services import pagination
 from cms.services.errors import Conflict, NotFound
 
 
@@ -39,13 +40,7 @@ def page(
         stmt = stmt.where(Delivery.article_id == filters.article_id)
     if filters.status:
         stmt = stmt.where(Delivery.status == filters.status)
-    if after is not None:
-        stmt = stmt.where(tuple_(Delivery.created_at, Delivery.id) < tuple_(*after))
-    stmt = stmt.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit + 1)
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, ((rows[-1].created_at, rows[-1].id) if more and rows else None)
+    return pagination.newest_first(session, stmt, Delivery.created_at, Delivery.id, limit=limit, after=after)
 
 
 def attempts_of(session: Session, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[DeliveryAttempt]]:

@@ -7,10 +7,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cms.models import Delivery, OutboxEvent
+from cms.services import pagination
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,9 @@ def page(
         stmt = stmt.where(OutboxEvent.article_id == filters.article_id)
     if filters.subscription_id:
         stmt = stmt.where(OutboxEvent.subscription_id == filters.subscription_id)
-    if after is not None:
-        stmt = stmt.where(tuple_(OutboxEvent.occurred_at, OutboxEvent.id) < tuple_(*after))
-    stmt = stmt.order_by(OutboxEvent.occurred_at.desc(), OutboxEvent.id.desc()).limit(limit + 1)
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, ((rows[-1].occurred_at, rows[-1].id) if more and rows else None)
+    return pagination.newest_first(
+        session, stmt, OutboxEvent.occurred_at, OutboxEvent.id, limit=limit, after=after
+    )
 
 
 def delivery_counts(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:

@@ -13,6 +13,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
 from cms.services.errors import InvalidCursor
 
 
@@ -53,3 +56,29 @@ def decode(cursor: str, *kinds: type) -> tuple[Any, ...]:
     except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError, AttributeError) as exc:
         raise InvalidCursor("The cursor is not one this API returned; start again without it.") from exc
     return tuple(out)
+
+
+def newest_first(
+    session: Session,
+    stmt: Select[Any],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[uuid.UUID],
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> tuple[list[Any], tuple[datetime, uuid.UUID] | None]:
+    """One page of ``stmt``'s entities, newest first, keyset-paginated on ``(time, id)``.
+
+    Returns the rows and the key to pass as ``after`` for the next page (None
+    on the last page).
+    """
+    if after is not None:
+        stmt = stmt.where(tuple_(time_column, id_column) < tuple_(*after))
+    stmt = stmt.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not (more and rows):
+        return rows, None
+    last = rows[-1]
+    return rows, (getattr(last, time_column.key), getattr(last, id_column.key))
