@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -303,3 +303,54 @@ def test_jobs_carry_both_secrets_during_a_rotation(client, db_session, admin, cl
     [job] = ready(db_session, clock)
     assert len(job.keys) == 1
     assert isinstance(job, Job)
+
+
+def test_concurrent_relays_fan_out_each_event_once(committed_app):
+    """Four relays at once over forty events (several per article): every delivery is
+    written and claimed exactly once, and each article's events in sequence order."""
+    from cms.extensions import db
+    from tests.conftest import Keys
+    from tests.helpers import at_once
+
+    app = committed_app
+    keys = Keys(app)
+    client = app.test_client()
+    admin = keys.auth(Role.ADMIN)
+    for _ in range(5):
+        subscribe(client, admin, max_in_flight=10)
+    articles = [create(client, admin, headline=f"Story {i}") for i in range(10)]
+    for article in articles:  # published, updated, unpublished, republished: 4 events each
+        assert post(client, admin, article["id"], "publish").status_code == 200
+        patch(client, admin, article, headline="Changed")
+        assert post(client, admin, article["id"], "publish").status_code == 200
+        assert post(client, admin, article["id"], "unpublish").status_code == 200
+        assert post(client, admin, article["id"], "publish").status_code == 200
+
+    claimed: list[uuid.UUID] = []
+    relayed: list[uuid.UUID] = []
+
+    def relay_until_empty(_n: int) -> None:
+        cache = EndpointCache()
+        with app.app_context():
+            while True:
+                done = fanout.relay(db.session, datetime.now(UTC), POLICY, cache, limit=3)
+                db.session.commit()
+                if not done.event_ids:
+                    return
+                relayed.extend(done.event_ids)
+                claimed.extend(j.delivery_id for j in done.jobs)
+
+    at_once(4, relay_until_empty)
+
+    with app.app_context():
+        rows = db.session.scalars(select(Delivery)).all()
+        unrelayed = db.session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.relayed_at.is_(None))
+        )
+    assert len(relayed) == len(set(relayed)) == 40 and unrelayed == 0
+    assert len(rows) == 200 and len({(d.event_id, d.subscription_id) for d in rows}) == 200
+    assert len(claimed) == len(set(claimed))
+    # Only each (subscription, article)'s first event could be claimed at once; the rest wait their turn.
+    in_flight = [d for d in rows if d.status == "in_flight"]
+    assert {d.id for d in in_flight} == set(claimed)
+    assert all(d.sequence == 1 for d in in_flight) and len(in_flight) == 50

@@ -3,6 +3,7 @@ formats (checked against the IPTC ninjs schema), URL safety, the retry schedule.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -186,3 +187,58 @@ def test_retry_after_header_forms():
     assert parse_retry_after("Thu, 07 Nov 2024 20:00:00 GMT", NOW) == 0
     assert parse_retry_after("soon", NOW) is None
     assert parse_retry_after(None, NOW) is None
+
+
+def test_retries_never_take_every_slot_from_first_attempts():
+    from cms.webhooks.sender import Job, Lanes
+
+    def job(attempt: int, subscription: uuid.UUID) -> Job:
+        return Job(uuid.uuid4(), uuid.uuid4(), subscription, "http://x", b"", (), (), attempt, 100)
+
+    async def main() -> tuple[int, list[str]]:
+        lanes = Lanes(retry_limit=2)
+        release = asyncio.Event()
+        inside: list[str] = []
+        dead = uuid.uuid4()  # an endpoint with a backlog of retries that hang
+
+        async def hold(j: Job, name: str) -> None:
+            async with lanes.slot(j):
+                inside.append(name)
+                await release.wait()
+
+        retries = [asyncio.create_task(hold(job(3, dead), f"retry-{i}")) for i in range(10)]
+        await asyncio.sleep(0.01)
+        first = asyncio.create_task(hold(job(1, uuid.uuid4()), "first"))
+        await asyncio.sleep(0.01)
+        snapshot = list(inside)
+        release.set()
+        await asyncio.gather(first, *retries)
+        return len(snapshot), snapshot
+
+    count, snapshot = asyncio.run(main())
+    assert count == 3 and snapshot[-1] == "first"  # two retries in, eight waiting, the first attempt through
+
+
+def test_in_flight_cap_per_subscription_in_the_sender():
+    from cms.webhooks.sender import Job, Lanes
+
+    async def main() -> int:
+        lanes = Lanes(retry_limit=100)
+        sub = uuid.uuid4()
+        release = asyncio.Event()
+        inside = 0
+
+        async def hold() -> None:
+            nonlocal inside
+            async with lanes.slot(Job(uuid.uuid4(), uuid.uuid4(), sub, "http://x", b"", (), (), 1, 4)):
+                inside += 1
+                await release.wait()
+
+        tasks = [asyncio.create_task(hold()) for _ in range(10)]
+        await asyncio.sleep(0.01)
+        seen = inside
+        release.set()
+        await asyncio.gather(*tasks)
+        return seen
+
+    assert asyncio.run(main()) == 4

@@ -37,7 +37,7 @@ from cms.events.outbox import NOTIFY_CHANNEL
 from cms.extensions import db
 from cms.services import dispatch, fanout
 from cms.services.endpoints import EndpointCache
-from cms.webhooks.sender import Job, Result, Sender
+from cms.webhooks.sender import Job, Lanes, Result, Sender
 from cms.webhooks.urls import parse_networks
 
 log = logging.getLogger("workers")
@@ -51,7 +51,7 @@ RELAY_EVENTS = 100  # events per relay transaction
 RELAY_ROUNDS = 50
 CLAIM_LIMIT = 10_000
 MAX_CONNECTIONS = 2000  # concurrent requests per worker process (file descriptors)
-RETRY_CONNECTIONS = MAX_CONNECTIONS // 2
+RETRY_CONNECTIONS = MAX_CONNECTIONS // 2  # retries never hold more than half
 SWEEP_LIMIT = 2000  # due retries claimed per sweep run
 
 
@@ -73,8 +73,7 @@ class Runtime:
             total_timeout=float(app.config["CMS_WEBHOOK_TIMEOUT"]),
             max_connections=MAX_CONNECTIONS,
         )
-        self._caps: dict[uuid.UUID, asyncio.Semaphore] = {}
-        self._retry_slots: asyncio.Semaphore | None = None  # created inside the loop
+        self._lanes: Lanes | None = None  # created inside the loop
         self._results: queue.Queue[Result | None] = queue.Queue()
         self._outstanding = 0
         self._room = threading.Condition()
@@ -130,15 +129,9 @@ class Runtime:
         self.loop.run_forever()
 
     async def _send_one(self, job: Job) -> Result:
-        cap = self._caps.get(job.subscription_id)
-        if cap is None:
-            cap = self._caps[job.subscription_id] = asyncio.Semaphore(max(1, job.max_in_flight))
-        if self._retry_slots is None:
-            self._retry_slots = asyncio.Semaphore(RETRY_CONNECTIONS)
-        # Retries may hold at most half of the connections, so a backlog of them
-        # (a receiver coming back after an outage) never starves first attempts.
-        lane = self._retry_slots if job.attempt > 1 else contextlib.nullcontext()
-        async with lane, cap:
+        if self._lanes is None:
+            self._lanes = Lanes(retry_limit=RETRY_CONNECTIONS)
+        async with self._lanes.slot(job):
             result = await self.sender.send(job)
         self._results.put(result)
         with self._room:

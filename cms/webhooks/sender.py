@@ -9,10 +9,11 @@ address it connects to against the SSRF policy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -133,3 +134,23 @@ class Sender:
 
     async def send_all(self, jobs: Sequence[Job]) -> list[Result]:
         return list(await asyncio.gather(*(self.send(job) for job in jobs)))
+
+
+class Lanes:
+    """Who may send now: at most ``max_in_flight`` requests per subscription, and
+    retries together at most ``retry_limit``, so that a backlog of retries (a
+    receiver back after an outage) can never take every connection from first
+    attempts. Create and use inside the sending loop."""
+
+    def __init__(self, retry_limit: int) -> None:
+        self._retries = asyncio.Semaphore(retry_limit)
+        self._per_subscription: dict[uuid.UUID, asyncio.Semaphore] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, job: Job) -> AsyncIterator[None]:
+        cap = self._per_subscription.get(job.subscription_id)
+        if cap is None:
+            cap = self._per_subscription[job.subscription_id] = asyncio.Semaphore(max(1, job.max_in_flight))
+        lane = self._retries if job.attempt > 1 else contextlib.nullcontext()
+        async with lane, cap:
+            yield
