@@ -16,10 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP) ## Run the API on the embedded default (SQLite under ./var), 127.0.0.1:$${CMS_PORT:-8000}
-	$(BIN)/cms db upgrade
-	$(BIN)/cms ensure-admin-key
-	$(BIN)/cms run
+run: $(STAMP) ## Run everything (API, worker, scheduler) embedded: SQLite + SQLite broker under ./var, 127.0.0.1:$${CMS_PORT:-8000}
+	$(BIN)/cms up
 
 test: $(STAMP) ## Run every test (SQLite and PostgreSQL; CI=true makes a missing PostgreSQL a failure)
 	$(BIN)/ruff check cms workers tests bench

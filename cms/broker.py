@@ -27,6 +27,16 @@ QUEUES = (EVENTS_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE)
 TASK_QUEUES = {RELAY_TASK: EVENTS_QUEUE, SWEEP_TASK: EVENTS_QUEUE, DELIVER_TASK: DELIVERIES_QUEUE}
 
 
+def celery_broker(url: str) -> tuple[str, str | None]:
+    """``(broker_url, broker_transport)`` for Celery from ``CMS_BROKER_URL``.
+
+    ``sqla+sqlite:///…`` selects the embedded broker (``cms.broker_sqlite``).
+    """
+    if url.startswith("sqla+sqlite://"):
+        return url.removeprefix("sqla+"), "cms.broker_sqlite:Transport"
+    return url, None
+
+
 def transport_options(prefix: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         # Longer than any task may run (task_time_limit), so a running task is
@@ -38,6 +48,14 @@ def transport_options(prefix: str) -> dict[str, Any]:
     if prefix:
         options["global_keyprefix"] = prefix
     return options
+
+
+def broker_settings(url: str, prefix: str) -> dict[str, Any]:
+    """Celery settings for the broker named by ``CMS_BROKER_URL``."""
+    broker_url, transport = celery_broker(url)
+    if transport is not None:  # the embedded broker: kombu takes engine options only
+        return {"broker_url": broker_url, "broker_transport": transport}
+    return {"broker_url": broker_url, "broker_transport_options": transport_options(prefix)}
 
 
 class Nudger:
@@ -56,9 +74,9 @@ class Nudger:
         if self._client is None:
             from celery import Celery
 
-            client = Celery("cms-api", broker=self.broker_url, set_as_current=False)
+            client = Celery("cms-api", set_as_current=False)
             client.conf.update(
-                broker_transport_options=transport_options(self.prefix),
+                **broker_settings(self.broker_url, self.prefix),
                 broker_connection_timeout=2,
                 task_routes={
                     name: {"queue": queue, "exchange": queue, "routing_key": queue}

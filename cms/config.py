@@ -20,6 +20,14 @@ def _default_database_url() -> str:
     return f"sqlite:///{var / 'cms.sqlite3'}"
 
 
+def _default_broker_url(database_url: str) -> str:
+    """Embedded (SQLite file next to the database) for SQLite, Redis otherwise."""
+    if database_url.startswith("sqlite:///"):
+        directory = Path(database_url.removeprefix("sqlite:///")).parent
+        return f"sqla+sqlite:///{directory / 'broker.sqlite3'}"
+    return "redis://127.0.0.1:6379/0"
+
+
 def _int(value: str | int) -> int:
     return int(value)
 
@@ -46,9 +54,10 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Wait for the WAL flush on commit. The workers turn it off for their own
     # transactions (see cms.db.engine_options); leave it on for the API.
     "CMS_DB_SYNCHRONOUS_COMMIT": (True, _bool),
-    # The Celery broker (Redis in production). Empty: the API does not nudge
-    # workers after a commit; the periodic relay still finds every event.
-    "CMS_BROKER_URL": ("redis://127.0.0.1:6379/0", str),
+    # The Celery broker: Redis in production; by default an embedded SQLite
+    # broker when the database is SQLite, else Redis on localhost. An explicit
+    # empty value: the API sends no nudges (the periodic relay still runs).
+    "CMS_BROKER_URL": (None, str),
     # Prefix for every broker key (several installations on one Redis).
     "CMS_BROKER_PREFIX": ("", str),
     # Networks webhooks may reach although not public (e.g. 127.0.0.0/8 in development).
@@ -89,6 +98,8 @@ def load_config(
     if not config["CMS_DATABASE_URL"]:
         config["CMS_DATABASE_URL"] = _default_database_url()
     config["CMS_DATABASE_URL"] = normalise_database_url(config["CMS_DATABASE_URL"])
+    if config["CMS_BROKER_URL"] is None:
+        config["CMS_BROKER_URL"] = _default_broker_url(config["CMS_DATABASE_URL"])
     if not config["CMS_SECRET_KEY"]:
         # A per-process random key is safe: nothing we sign outlives the process yet.
         config["CMS_SECRET_KEY"] = secrets.token_urlsafe(32)

@@ -10,7 +10,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from cms.broker import QUEUES, RELAY_TASK, SWEEP_TASK, TASK_QUEUES, transport_options
+from cms.broker import QUEUES, RELAY_TASK, SWEEP_TASK, TASK_QUEUES, broker_settings
 from cms.config import load_config
 
 
@@ -21,8 +21,9 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
     sweep_every = float(settings["CMS_SWEEP_INTERVAL"])
     var = Path(os.environ.get("CMS_VAR_DIR", "var")).resolve()
     app.conf.update(
-        broker_url=settings["CMS_BROKER_URL"] or "redis://127.0.0.1:6379/0",
-        broker_transport_options=transport_options(settings["CMS_BROKER_PREFIX"]),
+        **broker_settings(
+            settings["CMS_BROKER_URL"] or "redis://127.0.0.1:6379/0", settings["CMS_BROKER_PREFIX"]
+        ),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a broker outage is waited out, never fatal
         # At least once: a message is acknowledged only after its task ran, and

@@ -1,0 +1,51 @@
+"""API keys from the command line (first start, automation)."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from cms.extensions import db
+from cms.models import ApiKey, Role
+from cms.services import api_keys
+
+ROLE_CHOICES = click.Choice([r.value for r in Role])
+
+
+@click.command("create-api-key")
+@click.option("--role", type=ROLE_CHOICES, required=True, help="admin, editor, writer or reader.")
+@click.option("--name", default=None, help="A label shown in key lists (default: '<role> key').")
+@with_appcontext
+def create_api_key(role: str, name: str | None) -> None:
+    """Create an API key and print it (last line). It is shown only once."""
+    key, raw = api_keys.create(db.session, name=name or f"{role} key", role=Role(role))
+    db.session.commit()
+    click.echo(f"Created {role} key '{key.name}' (prefix {key.prefix}). Store it now; it is not shown again:")
+    click.echo(raw)
+
+
+def first_admin_key() -> str | None:
+    """Create an admin key if no active one exists; returns it (None when one existed)."""
+    exists = db.session.scalar(
+        select(ApiKey.id).where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None)).limit(1)
+    )
+    if exists is not None:
+        # End the transaction: on SQLite it holds the write lock (BEGIN IMMEDIATE).
+        db.session.rollback()
+        return None
+    _key, raw = api_keys.create(db.session, name="first admin", role=Role.ADMIN)
+    db.session.commit()
+    return raw
+
+
+@click.command("ensure-admin-key")
+@with_appcontext
+def ensure_admin_key() -> None:
+    """Create and print an admin key only when no active admin key exists (first start)."""
+    raw = first_admin_key()
+    if raw is None:
+        click.echo("An admin API key already exists (list keys with GET /api/v1/api-keys).")
+        return
+    click.echo(f"First start: created admin key (prefix {raw[:12]}). Store it now; it is not shown again:")
+    click.echo(raw)

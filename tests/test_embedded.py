@@ -1,0 +1,112 @@
+"""``make run``'s command, for real: ``cms up`` on a fresh directory runs the API, a
+worker and beat on SQLite and the embedded broker (no Redis, no PostgreSQL),
+delivers signed webhooks, stops cleanly on Ctrl-C and keeps its data."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from standardwebhooks import Webhook
+
+from tests.helpers import seed_fields
+from tests.receivers import Receiver
+
+CMS = str(Path(sys.executable).parent / "cms")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(tmp: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMS_")}
+    env.update({"CMS_VAR_DIR": str(tmp / "var"), "CMS_PORT": str(port), "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [CMS, "up"], cwd=tmp, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def wait_ready(proc: subprocess.Popen[bytes], log: Path, port: int, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if "Ctrl-C stops" in text and "ready." in text:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=2)
+                return text
+            except requests.ConnectionError:
+                pass
+        assert proc.poll() is None, text[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(log.read_text(errors="replace")[-3000:])
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def interrupt(proc: subprocess.Popen[bytes]) -> int:
+    """Ctrl-C in a terminal: SIGINT to the whole foreground process group."""
+    os.killpg(proc.pid, signal.SIGINT)
+    code = proc.wait(timeout=40)
+    deadline = time.monotonic() + 20
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return code
+
+
+def test_cms_up_runs_everything_embedded_and_keeps_its_data(tmp_path):
+    port = free_port()
+    receiver = Receiver()
+    first = start(tmp_path, port, tmp_path / "first.log")
+    try:
+        banner = wait_ready(first, tmp_path / "first.log", port)
+        assert f"http://127.0.0.1:{port}/api/v1/docs" in banner
+        key = re.search(r"^\s+(cms_\S+)\s*$", banner, re.M).group(1)
+        api = f"http://127.0.0.1:{port}/api/v1"
+        auth = {"Authorization": f"Bearer {key}"}
+        sub = requests.post(f"{api}/subscriptions", json={"url": receiver.url()}, headers=auth).json()
+        article = requests.post(f"{api}/articles", json=seed_fields(), headers=auth).json()
+        event = requests.post(f"{api}/articles/{article['id']}/publish", json={}, headers=auth).json()[
+            "event"
+        ]
+        [got] = receiver.wait_ok(1, timeout=30)
+        payload = Webhook(sub["secret"]).verify(got.body, got.headers)
+        assert got.webhook_id == event["id"] and payload["data"]["article"]["headline"] == article["headline"]
+        assert (tmp_path / "var" / "cms.sqlite3").exists() and (tmp_path / "var" / "broker.sqlite3").exists()
+    finally:
+        code = interrupt(first)
+    assert code == 0, (tmp_path / "first.log").read_text()[-3000:]
+    assert not group_alive(first.pid), "worker or beat outlived Ctrl-C"
+
+    second = start(tmp_path, port, tmp_path / "second.log")
+    try:
+        banner = wait_ready(second, tmp_path / "second.log", port)
+        assert "First start" not in banner  # the key from the first start still stands
+        stored = requests.get(f"{api}/articles/{article['id']}", headers=auth)
+        assert stored.status_code == 200 and stored.json()["state"] == "published"
+        latest = requests.patch(
+            f"{api}/articles/{article['id']}",
+            json={"standfirst": "Updated after a restart"},
+            headers={**auth, "If-Match": stored.headers["ETag"]},
+        ).json()
+        requests.post(f"{api}/articles/{article['id']}/publish", json={}, headers=auth)
+        updates = receiver.wait_ok(2, timeout=30)
+        assert updates[-1].json()["type"] == "article.updated" and latest["version"] == 2
+    finally:
+        assert interrupt(second) == 0
+        receiver.close()
