@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP) ## Run everything (API, worker, scheduler) embedded: SQLite + SQLite broker under ./var, 127.0.0.1:$${CMS_PORT:-8000}
 	$(BIN)/cms up
 
-test: $(STAMP) ## Run every test (SQLite and PostgreSQL; CI=true makes a missing PostgreSQL a failure)
+test: $(STAMP) ## Run every test (SQLite, PostgreSQL, Redis, worker processes; CI=true makes a missing server a failure)
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| echo "note: could not install Debian's chromium; the API docs page test will fail"
 	$(BIN)/ruff check cms workers tests bench
 	$(BIN)/python -m pytest
 

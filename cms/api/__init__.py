@@ -12,6 +12,7 @@ def register_api(app: Flask) -> None:
         api_keys,
         articles,
         deliveries,
+        docs,
         events,
         openapi,
         publishing,
@@ -19,5 +20,5 @@ def register_api(app: Flask) -> None:
         versions,
     )
 
-    for module in (articles, versions, publishing, subscriptions, deliveries, events, api_keys, openapi):
+    for module in (articles, versions, publishing, subscriptions, deliveries, events, api_keys, openapi, docs):
         app.register_blueprint(module.bp, url_prefix=PREFIX)

@@ -61,8 +61,9 @@ def build_spec(app: Flask) -> dict[str, Any]:
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
         info={
-            "description": "Authoring API: versioned articles, editorial states and an event outbox. "
-            "Errors are RFC 9457 problem details.",
+            "description": "Authoring API (versioned articles, editorial states) and the webhook "
+            "engine's administration (subscriptions, deliveries, events). Authenticate with "
+            "`Authorization: Bearer <API key>`. Errors are RFC 9457 problem details.",
         },
         servers=[{"url": "/"}],
     )
