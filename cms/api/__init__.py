@@ -14,11 +14,23 @@ def register_api(app: Flask) -> None:
         deliveries,
         docs,
         events,
+        health,
         openapi,
         publishing,
         subscriptions,
         versions,
     )
 
-    for module in (articles, versions, publishing, subscriptions, deliveries, events, api_keys, openapi, docs):
+    for module in (
+        articles,
+        versions,
+        publishing,
+        subscriptions,
+        deliveries,
+        events,
+        api_keys,
+        openapi,
+        docs,
+    ):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
+    app.register_blueprint(health.bp)
