@@ -7,10 +7,12 @@ from flask.cli import FlaskGroup, routes_command, shell_command
 
 
 def register_commands(app: Flask) -> None:
-    from cms.cli import keys
+    from cms.cli import keys, ops
 
     app.cli.add_command(keys.create_api_key)
     app.cli.add_command(keys.ensure_admin_key)
+    for command in (ops.seed, ops.subscriptions_group, ops.deliveries_group, ops.redeliver, ops.outbox_group):
+        app.cli.add_command(command)
 
 
 def _make_app() -> Flask:

@@ -1,0 +1,80 @@
+"""The operations CLI: seed, subscriptions list, deliveries status, redeliver, outbox status."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+
+from sqlalchemy import select
+
+from cms.clock import utcnow
+from cms.extensions import db
+from cms.models import Delivery, OutboxEvent, Role
+from cms.services import dispatch, fanout
+from cms.services.endpoints import EndpointCache
+from cms.webhooks.schedule import RetryPolicy
+from cms.webhooks.sender import Result
+from tests.conftest import Keys
+
+
+def cli(app, *args):
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_seed_loads_the_sample_story(committed_app):
+    out = json.loads(cli(committed_app, "seed", "--publish", "--count", "2", "--json"))
+    assert out["state"] == "published" and len(out["articles"]) == 2
+    assert out["articles"][0]["slug"].startswith("putin-congratulated-trump")
+    assert out["articles"][1]["slug"] != out["articles"][0]["slug"]
+    with committed_app.app_context():
+        events = db.session.scalars(select(OutboxEvent)).all()
+        assert sorted(e.type for e in events) == ["article.published"] * 2
+    text = cli(committed_app, "outbox", "status")
+    assert "Unrelayed: 2" in text and "article.published 2" in text
+    status = json.loads(cli(committed_app, "outbox", "status", "--json"))
+    assert status["unrelayed"] == 2 and status["by_type"] == {"article.published": 2}
+
+
+def test_seed_refuses_a_file_that_is_not_a_story(committed_app, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("just one line")
+    result = committed_app.test_cli_runner().invoke(args=["seed", str(bad)])
+    assert result.exit_code != 0 and "not a wire story" in result.output
+
+
+def test_deliveries_status_subscriptions_and_redeliver(committed_app):
+    app = committed_app
+    keys = Keys(app)
+    client = app.test_client()
+    admin = keys.auth(Role.ADMIN)
+    sub = client.post(
+        "/api/v1/subscriptions", json={"url": "https://93.184.215.14/x"}, headers=admin
+    ).get_json()
+    cli(app, "seed", "--publish")
+    policy = dispatch.DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
+    with app.app_context():
+        relayed = fanout.relay(db.session, utcnow(), policy, EndpointCache())
+        db.session.commit()
+        [job] = relayed.jobs
+        dispatch.record(db.session, [Result(job, utcnow(), 5.0, status_code=502)], utcnow(), policy)
+        db.session.commit()
+
+    listed = json.loads(cli(app, "subscriptions", "list", "--json"))
+    assert [s["id"] for s in listed] == [sub["id"]] and "secret" not in json.dumps(listed)
+    assert listed[0]["consecutive_failures"] == 1
+    status = json.loads(cli(app, "deliveries", "status", "--json"))
+    assert status["by_status"]["failed"] == 1
+    assert [e["url"] for e in status["failing_endpoints"]] == ["https://93.184.215.14/x"]
+    assert "Failing endpoints:" in cli(app, "deliveries", "status")
+
+    out = json.loads(cli(app, "redeliver", "--failed", "--json"))
+    assert out == {"requeued": 1}
+    with app.app_context():
+        delivery = db.session.scalars(select(Delivery)).one()
+        assert delivery.status == "pending" and delivery.retry_index == 0
+    assert json.loads(cli(app, "redeliver", str(uuid.uuid4()), "--json")) == {"requeued": 0}
+    usage = app.test_cli_runner().invoke(args=["redeliver"])
+    assert usage.exit_code == 2 and "--failed" in usage.output
