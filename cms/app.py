@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -79,5 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from cms.cli import register_commands
 
     register_commands(app)
-    logging.getLogger("cms").setLevel(logging.INFO)
+    from cms import logs
+
+    logs.configure(settings["CMS_LOG_LEVEL"], settings["CMS_LOG_FORMAT"])
     return app

@@ -15,9 +15,8 @@ from typing import Any
 PREFIX = "CMS_"
 
 
-def _default_database_url() -> str:
-    var = Path(os.environ.get("CMS_VAR_DIR", "var")).resolve()
-    return f"sqlite:///{var / 'cms.sqlite3'}"
+def _default_database_url(var_dir: str) -> str:
+    return f"sqlite:///{Path(var_dir).resolve() / 'cms.sqlite3'}"
 
 
 def _default_broker_url(database_url: str) -> str:
@@ -41,6 +40,9 @@ def _bool(value: str | bool) -> bool:
 SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_DATABASE_URL": (None, str),
     "CMS_SECRET_KEY": (None, str),
+    # The first admin API key, when a deployment provisions it (>= 32 characters);
+    # used only while no active admin key exists. Empty: a random one is printed.
+    "CMS_ADMIN_KEY": ("", str),
     "CMS_PORT": (8000, _int),
     "CMS_MAX_BODY_BYTES": (2 * 1024 * 1024, _int),
     "CMS_PAGE_SIZE_DEFAULT": (20, _int),
@@ -54,6 +56,16 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Wait for the WAL flush on commit. The workers turn it off for their own
     # transactions (see cms.db.engine_options); leave it on for the API.
     "CMS_DB_SYNCHRONOUS_COMMIT": (True, _bool),
+    # Logs: "json" (one object per line) or "text"; level; one line per API request.
+    "CMS_LOG_FORMAT": ("json", str),
+    "CMS_LOG_LEVEL": ("INFO", str),
+    "CMS_ACCESS_LOG": (True, _bool),
+    # Bearer token /metrics requires (empty: open, e.g. behind an internal network).
+    "CMS_METRICS_TOKEN": ("", str),
+    # A worker serves its processes' metrics on this port (0: off). Needs PROMETHEUS_MULTIPROC_DIR.
+    "CMS_WORKER_METRICS_PORT": (0, _int),
+    # Where the embedded database, broker and beat schedule live.
+    "CMS_VAR_DIR": ("var", str),
     # The Celery broker: Redis in production; by default an embedded SQLite
     # broker when the database is SQLite, else Redis on localhost. An explicit
     # empty value: the API sends no nudges (the periodic relay still runs).
@@ -96,7 +108,7 @@ def load_config(
         convert = SETTINGS.get(name, (None, None))[1]
         config[name] = convert(value) if convert is not None and isinstance(value, str) and value else value
     if not config["CMS_DATABASE_URL"]:
-        config["CMS_DATABASE_URL"] = _default_database_url()
+        config["CMS_DATABASE_URL"] = _default_database_url(config["CMS_VAR_DIR"])
     config["CMS_DATABASE_URL"] = normalise_database_url(config["CMS_DATABASE_URL"])
     if config["CMS_BROKER_URL"] is None:
         config["CMS_BROKER_URL"] = _default_broker_url(config["CMS_DATABASE_URL"])

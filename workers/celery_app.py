@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
     app = Celery("cms", set_as_current=False)
     relay_every = float(settings["CMS_RELAY_INTERVAL"])
     sweep_every = float(settings["CMS_SWEEP_INTERVAL"])
-    var = Path(os.environ.get("CMS_VAR_DIR", "var")).resolve()
+    var = Path(settings["CMS_VAR_DIR"]).resolve()
     app.conf.update(
         **broker_settings(
             settings["CMS_BROKER_URL"] or "redis://127.0.0.1:6379/0", settings["CMS_BROKER_PREFIX"]

@@ -30,7 +30,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from cms import create_app
+from cms import create_app, logs, metrics
 from cms.broker import DELIVER_TASK, DELIVERIES_QUEUE, RELAY_TASK, RETRIES_QUEUE
 from cms.clock import utcnow
 from cms.events.outbox import NOTIFY_CHANNEL
@@ -210,6 +210,7 @@ class Runtime:
 
     def _record(self, results: list[Result]) -> None:
         done = self._in_transaction(lambda now: dispatch.record(db.session, results, now, self.policy))
+        self._observe(results, done.outcomes)
         if done.disabled:
             self.nudge_relay()
         if done.subscriptions:
@@ -217,6 +218,32 @@ class Runtime:
             # committing a successor at the same moment either sees our outcome
             # when it re-checks, or we see its delivery here.
             self._claim_and_send(subscription_ids=done.subscriptions)
+
+    def _observe(self, results: list[Result], outcomes: list[str]) -> None:
+        """Metrics for every attempt; a log line for each one that did not succeed."""
+        m = metrics.get()
+        for result, outcome in zip(results, outcomes, strict=True):
+            m.deliveries.labels(outcome).inc()
+            m.delivery_duration.observe(result.duration_ms / 1000)
+            if outcome == "succeeded":
+                continue
+            job = result.job
+            with logs.bound(event_id=str(job.event_id), delivery_id=str(job.delivery_id)):
+                log.log(
+                    logging.ERROR if outcome in ("failed", "gone") else logging.WARNING,
+                    "delivery attempt %d %s: %s",
+                    job.attempt,
+                    outcome,
+                    result.error or f"HTTP {result.status_code}",
+                    extra=logs.fields(
+                        subscription_id=str(job.subscription_id),
+                        url=logs.safe_url(job.url) if job.url else None,
+                        attempt=job.attempt,
+                        outcome=outcome,
+                        status_code=result.status_code,
+                        duration_ms=result.duration_ms,
+                    ),
+                )
 
     def _in_transaction(self, work: Callable[[datetime], T]) -> T:
         """Run ``work(now)`` and commit, retrying twice on database errors."""
@@ -271,6 +298,15 @@ class Runtime:
                 if not relayed.event_ids:
                     break
                 total += len(relayed.event_ids)
+                for event_id, event_type, count in relayed.summary:
+                    metrics.get().events_relayed.labels(event_type).inc()
+                    with logs.bound(event_id=str(event_id)):
+                        log.info(
+                            "relayed %s to %d subscription(s)",
+                            event_type,
+                            count,
+                            extra={"event_type": event_type, "deliveries": count},
+                        )
                 self.dispatch(relayed.jobs, wait=False)
                 if relayed.waiting:
                     # Some had to wait (an earlier event still open, the in-flight

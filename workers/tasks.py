@@ -9,11 +9,15 @@ to run twice: the database decides what is claimable.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
+from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+from cms import logs
 from cms.broker import DELIVER_TASK, RELAY_TASK, SWEEP_TASK, TASK_QUEUES
 from workers import runtime
 
@@ -40,6 +44,37 @@ def deliver(delivery_ids: list[str]) -> None:
 @shared_task(name=SWEEP_TASK)
 def sweep() -> int:
     return runtime.get_runtime(_send_task).sweep()
+
+
+@setup_logging.connect
+def _logging(loglevel: Any = None, **_kwargs: Any) -> None:
+    # JSON lines like the API's (CMS_LOG_FORMAT); Celery does not install its own handlers.
+    from workers import app
+
+    settings = app.conf.cms_settings
+    level = loglevel if isinstance(loglevel, str) else logging.getLevelName(loglevel or 0)
+    logs.configure(level if loglevel else settings["CMS_LOG_LEVEL"], settings["CMS_LOG_FORMAT"])
+
+
+@worker_init.connect
+def _metrics_server(**_kwargs: Any) -> None:
+    """The worker's main process serves all its processes' metrics (multiprocess mode)."""
+    from workers import app
+
+    port = app.conf.cms_settings["CMS_WORKER_METRICS_PORT"]
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not port:
+        return
+    if not directory:
+        log.warning("CMS_WORKER_METRICS_PORT is set but PROMETHEUS_MULTIPROC_DIR is not: no worker metrics")
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):  # left by an earlier run
+        stale.unlink()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(port, registry=registry)
+    log.info("worker metrics on :%d/metrics", port)
 
 
 @worker_process_init.connect

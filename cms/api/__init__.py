@@ -15,6 +15,7 @@ def register_api(app: Flask) -> None:
         docs,
         events,
         health,
+        observability,
         openapi,
         publishing,
         subscriptions,
@@ -34,3 +35,4 @@ def register_api(app: Flask) -> None:
     ):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     app.register_blueprint(health.bp)
+    observability.install(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
@@ -25,8 +26,12 @@ def create_api_key(role: str, name: str | None) -> None:
     click.echo(raw)
 
 
-def first_admin_key() -> str | None:
-    """Create an admin key if no active one exists; returns it (None when one existed)."""
+def first_admin_key(provided: str | None = None) -> str | None:
+    """Create an admin key if no active one exists; returns it (None when one existed).
+
+    ``provided`` (``CMS_ADMIN_KEY``) is used as the key instead of a random one,
+    so a deployment can provision it from its secret store.
+    """
     exists = db.session.scalar(
         select(ApiKey.id).where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None)).limit(1)
     )
@@ -34,7 +39,11 @@ def first_admin_key() -> str | None:
         # End the transaction: on SQLite it holds the write lock (BEGIN IMMEDIATE).
         db.session.rollback()
         return None
-    _key, raw = api_keys.create(db.session, name="first admin", role=Role.ADMIN)
+    try:
+        _key, raw = api_keys.create(db.session, name="first admin", role=Role.ADMIN, raw=provided or None)
+    except ValueError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"CMS_ADMIN_KEY: {exc}") from None
     db.session.commit()
     return raw
 
@@ -43,9 +52,14 @@ def first_admin_key() -> str | None:
 @with_appcontext
 def ensure_admin_key() -> None:
     """Create and print an admin key only when no active admin key exists (first start)."""
-    raw = first_admin_key()
+    provided = current_app.config["CMS_ADMIN_KEY"]
+    raw = first_admin_key(provided)
     if raw is None:
         click.echo("An admin API key already exists (list keys with GET /api/v1/api-keys).")
-        return
-    click.echo(f"First start: created admin key (prefix {raw[:12]}). Store it now; it is not shown again:")
-    click.echo(raw)
+    elif provided:
+        click.echo(f"First start: created the admin key given in CMS_ADMIN_KEY (prefix {raw[:12]}).")
+    else:
+        click.echo(
+            f"First start: created admin key (prefix {raw[:12]}). Store it now; it is not shown again:"
+        )
+        click.echo(raw)

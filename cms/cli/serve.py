@@ -54,7 +54,9 @@ def up_command(host: str, port: int | None, concurrency: int) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     port = port or app.config["CMS_PORT"]
     upgrade()
-    key = first_admin_key()
+    key = first_admin_key(app.config["CMS_ADMIN_KEY"])
+    if key and app.config["CMS_ADMIN_KEY"]:
+        key = None  # provisioned by the operator: nothing to show
     db.session.remove()  # the command's own session must not hold a transaction while serving
 
     env = dict(os.environ)

@@ -23,9 +23,21 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create(session: Session, *, name: str, role: Role) -> tuple[ApiKey, str]:
-    """A new key; returns the row and the raw key, which is never stored."""
-    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+MIN_PROVIDED_KEY_LENGTH = 32
+
+
+def create(session: Session, *, name: str, role: Role, raw: str | None = None) -> tuple[ApiKey, str]:
+    """A new key; returns the row and the raw key, which is never stored.
+
+    ``raw`` lets an operator provision a key chosen elsewhere (a deployment's
+    secret store); it must be long enough to be unguessable.
+    """
+    if raw is None:
+        raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    elif len(raw) < MIN_PROVIDED_KEY_LENGTH or not raw.isprintable() or " " in raw:
+        raise ValueError(
+            f"an API key must be at least {MIN_PROVIDED_KEY_LENGTH} printable characters, no spaces"
+        )
     key = ApiKey(
         id=uuid.uuid4(),
         name=name,

@@ -290,6 +290,7 @@ class Recorded:
 
     subscriptions: set[uuid.UUID] = field(default_factory=set)
     disabled: list[uuid.UUID] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)  # per result, in order
     succeeded: int = 0
     retrying: int = 0
     failed: int = 0
@@ -407,6 +408,7 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
                 done.retrying += 1
         if r.error == LEASE_EXPIRED and status == DeliveryStatus.PENDING:
             outcome = "lease-expired"
+        done.outcomes.append(outcome)
         attempts.append(
             (
                 job.delivery_id,

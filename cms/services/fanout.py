@@ -93,6 +93,8 @@ def facts_of(row: Any) -> EventFacts:
 @dataclass
 class Relayed:
     event_ids: list[uuid.UUID] = field(default_factory=list)
+    # Per event: (id, type, deliveries written), for logs and metrics.
+    summary: list[tuple[uuid.UUID, str, int]] = field(default_factory=list)
     deliveries: int = 0
     jobs: list[Job] = field(default_factory=list)  # written in flight: send these now
     waiting: int = 0  # written pending: blocked by an earlier event, the cap, or a pause
@@ -252,6 +254,7 @@ def relay(
     deliveries: list[tuple[Any, ...]] = []
     for f in facts:
         targets = matching(f, live)
+        done.summary.append((f.id, f.type, len(targets)))
         rendered = {fmt: render(f, fmt) for fmt in sorted({t.format for t in targets})}
         for fmt, body in rendered.items():
             payloads.append((f.id, fmt, body.decode()))

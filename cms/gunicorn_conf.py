@@ -1,0 +1,24 @@
+"""gunicorn settings for the API container: ``gunicorn -c python:cms.gunicorn_conf cms.wsgi:app``.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set, every worker writes its metrics there
+and ``/metrics`` adds them up; the directory is emptied when the server starts
+so a previous run's figures do not linger.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+bind = f"0.0.0.0:{os.environ.get('CMS_PORT', '8000')}"
+workers = int(os.environ.get("CMS_API_WORKERS", "4"))
+accesslog = None  # the app logs one JSON line per request (CMS_ACCESS_LOG)
+
+
+def on_starting(server: Any) -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
