@@ -181,3 +181,61 @@ def test_the_containers_commands_run_for_real(compose, pg_databases, tmp_path):
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_the_example_receiver_verifies_and_logs(tmp_path):
+    """examples/receiver.py, the compose 'receiver' service, fed by our own sender."""
+    import asyncio
+
+    from cms.webhooks.sender import Job, Sender
+    from cms.webhooks.signing import generate_secret, secret_key
+    from cms.webhooks.urls import parse_networks
+
+    secret, port = generate_secret(), free_port()
+    env = {**os.environ, "RECEIVER_SECRET": secret, "RECEIVER_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "receiver.py")], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert "receiving webhooks" in proc.stdout.readline()
+        body = json.dumps(
+            {
+                "type": "article.published",
+                "timestamp": "2024-11-07T20:50:00Z",
+                "data": {"sequence": 1, "article": {"headline": "Путин поздрави Тръмп"}},
+            }
+        ).encode()
+
+        def job(key: bytes) -> Job:
+            return Job(
+                uuid.uuid4(),
+                uuid.uuid4(),
+                uuid.uuid4(),
+                f"http://127.0.0.1:{port}/hook",
+                body,
+                (key,),
+                (),
+                1,
+                4,
+            )
+
+        async def send() -> list[int | None]:
+            sender = Sender(allowed=parse_networks("127.0.0.0/8"))
+            await sender.open()
+            good = job(secret_key(secret))
+            results = [await sender.send(good), await sender.send(good), await sender.send(job(b"wrong" * 8))]
+            await sender.close()
+            return [r.status_code for r in results]
+
+        assert asyncio.run(send()) == [204, 204, 401]
+        lines = [json.loads(proc.stdout.readline()) for _ in range(3)]
+        assert (
+            lines[0]["verified"]
+            and not lines[0]["duplicate"]
+            and lines[0]["headline"] == "Путин поздрави Тръмп"
+        )
+        assert lines[1]["duplicate"]  # the same webhook-id again: at-least-once, de-duplicated
+        assert not lines[2]["verified"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
