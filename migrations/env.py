@@ -12,7 +12,9 @@ config = context.config
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
 # Keep the application's loggers alive when migrations run in-process.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Inside a configured process (``cms up`` migrates in-process) keep its handlers.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 
