@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -20,7 +19,6 @@ from typing import Any
 
 from cms.webhooks.http import AddressRefused, Client, RequestError
 from cms.webhooks.signing import signature
-from cms.webhooks.urls import Network
 
 USER_AGENT = "NewsroomCMS-Webhooks/1.0 (+https://www.standardwebhooks.com/)"
 
@@ -58,32 +56,20 @@ class Result:
 
 
 class Sender:
-    """Posts signed webhooks; one per event loop (create and use it inside the loop)."""
+    """Posts signed webhooks; one per event loop (create and use it inside the loop).
 
-    def __init__(
-        self,
-        *,
-        allowed: Sequence[Network] = (),
-        connect_timeout: float = 5.0,
-        total_timeout: float = 15.0,
-        max_connections: int = 1000,
-        user_agent: str = USER_AGENT,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.allowed = tuple(allowed)
+    ``client_options`` go to the HTTP client (``allowed`` networks, timeouts,
+    ``max_connections``, ``ssl_context``); see ``cms.webhooks.http.Client``.
+    """
+
+    def __init__(self, *, user_agent: str = USER_AGENT, **client_options: Any) -> None:
         self.user_agent = user_agent
-        self.total_timeout = total_timeout
-        self._options = {
-            "allowed": self.allowed,
-            "connect_timeout": connect_timeout,
-            "total_timeout": total_timeout,
-            "max_connections": max_connections,
-            "ssl_context": ssl_context,
-        }
+        self.total_timeout = float(client_options.get("total_timeout", 15.0))
+        self._options = client_options
         self._client: Client | None = None
 
     async def open(self) -> None:
-        self._client = Client(**self._options)  # type: ignore[arg-type]
+        self._client = Client(**self._options)
 
     async def close(self) -> None:
         if self._client is not None:
