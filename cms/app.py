@@ -10,7 +10,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface
 
 from cms.config import load_config
-from cms.db import configure_sqlite, engine_options, read_engine
+from cms.db import configure_sqlite, engine_options, read_pool
 from cms.extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -51,7 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     db.init_app(app)
-    app.extensions["cms_read_engine"] = read_engine(url, engine_options(url))
+    app.extensions["cms_read_pool"] = read_pool(url)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)

@@ -14,7 +14,7 @@ from cms.api.http import (
     commit,
     etag,
     if_match_versions,
-    read_connection,
+    read_only,
     respond,
     route,
 )
@@ -166,9 +166,7 @@ def create_article(actor: Actor, body: dict[str, Any]) -> Response:
 )
 def get_article(actor: Actor, article_id: uuid.UUID) -> Response:
     """The ETag names the latest version; send it back in If-Match to revise."""
-    with read_connection() as connection:
-        item = article_reads.read(connection, article_id)
-    return article_response(item)
+    return article_response(read_only(lambda connection: article_reads.read(connection, article_id)))
 
 
 @route(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg.types.string import TextLoader
 from sqlalchemy import Connection, bindparam, literal_column, select, true
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
@@ -106,19 +107,29 @@ _LATEST_BY_ID_PG = str(
 )
 
 
-def read(connection: Session | scoped_session[Session] | Connection, article_id: uuid.UUID) -> ArticleView:
-    """The latest state of one article: a single primary-key join (one prepared statement)."""
+def read(
+    connection: Session | scoped_session[Session] | Connection | psycopg.Connection[Any],
+    article_id: uuid.UUID,
+) -> ArticleView:
+    """The latest state of one article: a single primary-key join (one prepared statement).
+
+    ``connection`` may be a plain psycopg connection (the API's read pool).
+    """
+    if isinstance(connection, psycopg.Connection):
+        return _read_pg(connection, article_id)
     if not isinstance(connection, Connection):  # a Session or scoped_session
         connection = connection.connection()
     if connection.dialect.name == "postgresql":
-        return _read_pg(connection, article_id)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        return _read_pg(driver, article_id)
     row = connection.execute(_LATEST_BY_ID, {"article_id": article_id}).first()
     if row is None:
         raise NotFound(f"No article with id {article_id}.")
     return ArticleView(**row._mapping)
 
 
-def _read_pg(connection: Connection, article_id: uuid.UUID) -> ArticleView:
+def _read_pg(driver: psycopg.Connection[Any], article_id: uuid.UUID) -> ArticleView:
     """``read`` straight through psycopg (a server-side prepared statement).
 
     This is the hottest query of the product; skipping SQLAlchemy's execution
@@ -126,8 +137,6 @@ def _read_pg(connection: Connection, article_id: uuid.UUID) -> ArticleView:
     UUIDs, dicts for JSONB and aware datetimes, which are normalised to UTC as
     ``UTCDateTime`` does.
     """
-    driver = connection.connection.driver_connection
-    assert driver is not None
     cursor = driver.cursor()
     cursor.adapters.register_loader("jsonb", TextLoader)  # this cursor only
     cursor.execute(_LATEST_BY_ID_PG, {"article_id": article_id}, prepare=True)
