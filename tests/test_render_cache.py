@@ -48,3 +48,43 @@ def test_bounded_by_bytes_least_recently_used_first():
     assert cache.body(huge, lambda item: b"y" * 5_000) == b"y" * 5_000  # too big to keep
     assert cache.size <= 8_000
     assert all(len(body) == 1_000 for body in cache._bodies.values())
+
+
+def test_the_fast_renderer_equals_the_article_schema():
+    """GET /articles/{id} renders without marshmallow; it must say exactly what the schema says."""
+    import json
+
+    from cms.api.articles import present, render
+    from tests.helpers import seed_fields
+
+    seed = {**seed_fields(), "slug": "putin-congratulated-trump"}
+    minimal = {
+        "headline": "x",
+        "standfirst": None,
+        "body": "",
+        "byline": None,
+        "dateline": None,
+        "section": None,
+        "tags": [],
+        "language": "bg",
+        "slug": "x",
+        "lead_image": None,
+        "credits": [],
+        "editor_note": None,
+    }
+    later = datetime(2024, 11, 8, 9, 30, 15, 123456, tzinfo=UTC)
+    for content in (seed, minimal):
+        for view in (
+            _view(content=content),
+            _view(
+                content=json.dumps(content),
+                state="killed",
+                kill_reason="Legal",
+                version=7,
+                published_version=5,
+                first_published_at=later,
+                published_at=later,
+                updated_at=later,
+            ),
+        ):
+            assert json.loads(render(view)) == present(view)

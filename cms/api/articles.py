@@ -51,13 +51,46 @@ def present(item: ArticleView) -> dict[str, Any]:
     return article_schema.dump(item.as_dict())
 
 
-def _render(item: ArticleView) -> bytes:
-    return json.dumps(present(item)).encode()
+_CONTENT = ("headline", "standfirst", "body", "byline", "dateline", "section", "tags", "language", "slug")
+_LEAD_IMAGE = ("url", "caption", "credit", "alt_text")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def render(item: ArticleView) -> bytes:
+    """``ArticleSchema``'s output for ``item``, built directly (the read hot path).
+
+    A cache miss on ``GET /articles/{id}`` renders a body; marshmallow took
+    ~40 µs of the ~50 spent there. tests/test_render_cache.py checks that this
+    equals ``ArticleSchema().dump()`` field for field.
+    """
+    content = item.content_dict()
+    out: dict[str, Any] = {
+        "id": str(item.id),
+        "state": item.state,
+        "version": item.version,
+        "published_version": item.published_version,
+        "kill_reason": item.kill_reason,
+        "created_at": _iso(item.created_at),
+        "updated_at": _iso(item.updated_at),
+        "first_published_at": _iso(item.first_published_at),
+        "published_at": _iso(item.published_at),
+    }
+    for name in _CONTENT:
+        out[name] = content.get(name)
+    image = content.get("lead_image")
+    out["lead_image"] = None if image is None else {k: image.get(k) for k in _LEAD_IMAGE}
+    out["credits"] = content.get("credits")
+    out["editor_note"] = content.get("editor_note")
+    out["updated_by"] = item.updated_by
+    return json.dumps(out).encode()
 
 
 def article_response(item: ArticleView, status: int = 200, **headers: str) -> Response:
     cache: RenderCache = current_app.extensions["cms_render_cache"]
-    response = Response(cache.body(item, _render), status=status, mimetype="application/json")
+    response = Response(cache.body(item, render), status=status, mimetype="application/json")
     response.headers["ETag"] = etag(item.version)
     response.headers["Location"] = f"/api/v1/articles/{item.id}"
     response.headers.extend(headers)
