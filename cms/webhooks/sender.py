@@ -130,13 +130,15 @@ class Lanes:
 
     def __init__(self, retry_limit: int) -> None:
         self._retries = asyncio.Semaphore(retry_limit)
-        self._per_subscription: dict[uuid.UUID, asyncio.Semaphore] = {}
+        # Keyed by the cap too, so a changed max_in_flight takes effect at once.
+        self._per_subscription: dict[tuple[uuid.UUID, int], asyncio.Semaphore] = {}
 
     @contextlib.asynccontextmanager
     async def slot(self, job: Job) -> AsyncIterator[None]:
-        cap = self._per_subscription.get(job.subscription_id)
+        key = (job.subscription_id, job.max_in_flight)
+        cap = self._per_subscription.get(key)
         if cap is None:
-            cap = self._per_subscription[job.subscription_id] = asyncio.Semaphore(max(1, job.max_in_flight))
+            cap = self._per_subscription[key] = asyncio.Semaphore(max(1, job.max_in_flight))
         lane = self._retries if job.attempt > 1 else contextlib.nullcontext()
         async with lane, cap:
             yield
