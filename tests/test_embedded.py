@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -87,7 +88,22 @@ def test_cms_up_runs_everything_embedded_and_keeps_its_data(tmp_path):
         [got] = receiver.wait_ok(1, timeout=30)
         payload = Webhook(sub["secret"]).verify(got.body, got.headers)
         assert got.webhook_id == event["id"] and payload["data"]["article"]["headline"] == article["headline"]
-        assert (tmp_path / "var" / "cms.sqlite3").exists() and (tmp_path / "var" / "broker.sqlite3").exists()
+        assert (tmp_path / "var" / "cms.sqlite3").exists()
+        # The embedded broker: WAL, and consumed messages deleted rather than kept for ever.
+        broker = sqlite3.connect(tmp_path / "var" / "broker.sqlite3")
+        assert broker.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        def queued() -> int:
+            return broker.execute("SELECT count(*) FROM kombu_message").fetchone()[0]
+
+        # Beat keeps sending and the worker keeps taking: the table empties between them
+        # (kombu's own transport would keep every consumed row).
+        deadline = time.monotonic() + 10
+        left = queued()
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = queued()
+        assert left == 0
+        broker.close()
     finally:
         code = interrupt(first)
     assert code == 0, (tmp_path / "first.log").read_text()[-3000:]
