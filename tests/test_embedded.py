@@ -43,9 +43,9 @@ def wait_ready(proc: subprocess.Popen[bytes], log: Path, port: int, timeout: flo
         text = log.read_text(errors="replace")
         if "Ctrl-C stops" in text and "ready." in text:
             try:
-                requests.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=2)
+                requests.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=5)
                 return text
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused while binding, or slow while the worker boots
                 pass
         assert proc.poll() is None, text[-3000:]
         time.sleep(0.2)
