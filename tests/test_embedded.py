@@ -92,6 +92,7 @@ def test_cms_up_runs_everything_embedded_and_keeps_its_data(tmp_path):
         # The embedded broker: WAL, and consumed messages deleted rather than kept for ever.
         broker = sqlite3.connect(tmp_path / "var" / "broker.sqlite3")
         assert broker.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
         def queued() -> int:
             return broker.execute("SELECT count(*) FROM kombu_message").fetchone()[0]
 

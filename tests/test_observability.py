@@ -67,6 +67,47 @@ def test_every_api_log_line_carries_the_request_id_and_no_secret(databases, capf
     assert raw not in err and sub.get_json()["secret"] not in err and "token=abc" not in err
 
 
+def test_log_lines_are_one_json_object_each_with_extras_and_tracebacks():
+    import enum
+    import io
+    import logging
+    from datetime import UTC, datetime
+
+    from cms.logs import ContextFilter, JsonLines, bound
+
+    class Outcome(enum.Enum):
+        OK = "ok"
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLines())
+    handler.addFilter(ContextFilter())
+    log = logging.getLogger("cms.test-json-lines")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        with bound(event_id="ev-1"):
+            log.warning(
+                "sent %s to «%s»",
+                3,
+                "Агенция",
+                extra={"at": datetime(2026, 11, 28, tzinfo=UTC), "outcome": Outcome.OK, "n": 2},
+            )
+        try:
+            raise ValueError("bad thing")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "sent 3 to «Агенция»" and "Агенция" in stream.getvalue()  # not \u-escaped
+    assert (first["level"], first["logger"], first["event_id"]) == ("WARNING", "cms.test-json-lines", "ev-1")
+    assert first["at"] == "2026-11-28T00:00:00+00:00" and first["outcome"] == "ok" and first["n"] == 2
+    assert first["time"].endswith("+00:00") and "exc_info" not in first and "args" not in first
+    assert second["level"] == "ERROR" and "ValueError: bad thing" in second["exc_info"]
+    assert "event_id" not in second
+
+
 def test_metrics_endpoint(app, client, keys):
     editor = keys.auth(Role.EDITOR)
     article = create(client, editor)

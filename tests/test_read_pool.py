@@ -71,3 +71,69 @@ def test_pool_keeps_at_most_max_idle(pg_databases):
     assert len(backend_pids(pool)) == 2
     assert sum(conn.closed for _b, conn, _f in taken) == 2
     pool.close()
+
+
+def test_libpq_read_path_returns_what_the_cursor_path_does(pg_app):
+    """The pool's autocommit connections read through libpq directly (cms.db_prepared);
+    inside a transaction the cursor is used. Both give the same view, in every state."""
+    import uuid
+
+    from cms.services import article_reads
+    from tests.helpers import patch, post, seed_fields
+
+    keys = Keys(pg_app)
+    client = pg_app.test_client()
+    editor = keys.auth(Role.EDITOR)
+    draft = create(client, editor, headline="Проектобюджет за 2027 година")
+    published = create(client, editor, **seed_fields())
+    post(client, editor, published["id"], "publish")
+    patch(client, editor, published, standfirst="Revised «standfirst»")
+    killed = create(client, editor)
+    post(client, editor, killed["id"], "publish")
+    post(client, editor, killed["id"], "kill", reason="Legal: injunction")
+
+    pool: ReadPool = pg_app.extensions["cms_read_pool"]
+    dsn = pool.dsn
+    with psycopg.connect(dsn) as in_transaction, psycopg.connect(dsn, autocommit=True) as direct:
+        for article in (draft, published, killed):
+            article_id = uuid.UUID(article["id"])
+            fast = article_reads.read(direct, article_id)
+            slow = article_reads.read(in_transaction, article_id)
+            assert fast == slow
+            assert fast.created_at.tzinfo is not None and fast.created_at.utcoffset().total_seconds() == 0
+        assert in_transaction.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert article_reads._LATEST_PREPARED._decoders.get(in_transaction) is None  # never prepared there
+        view = article_reads.read(direct, uuid.UUID(killed["id"]))
+        assert (view.state, view.kill_reason, view.published_version) == ("killed", "Legal: injunction", 1)
+        assert isinstance(view.content, str) and view.content_dict()["headline"] == killed["headline"]
+
+        # A statement deallocated behind our back (a pooler's DISCARD ALL) is prepared again.
+        direct.execute("DEALLOCATE ALL")
+        assert article_reads.read(direct, uuid.UUID(draft["id"])).version == 1
+        missing = uuid.UUID("00000000-0000-4000-8000-000000000000")
+        with pytest.raises(article_reads.NotFound):
+            article_reads.read(direct, missing)
+
+
+def test_prepared_read_declines_unknown_types_and_raises_real_errors(pg_databases):
+    from cms.db_prepared import NOT_HANDLED, PreparedRead
+
+    with psycopg.connect(ReadPool(pg_databases.copy_url()).dsn, autocommit=True) as conn:
+        numeric = PreparedRead("test_numeric", "SELECT $1::int4 * 1.5", [23])
+        assert numeric.fetch(conn, [(2).to_bytes(4, "big")]) is NOT_HANDLED  # numeric: no decoder
+        ints = PreparedRead("test_ints", "SELECT $1::int4 + 1, NULL::text WHERE $1 > 0", [23])
+        assert ints.fetch(conn, [(-5).to_bytes(4, "big", signed=True)]) is None
+        assert ints.fetch(conn, [(41).to_bytes(4, "big")]) == (42, None)
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            PreparedRead("test_div", "SELECT 1 / $1::int4", [23]).fetch(conn, [(0).to_bytes(4, "big")])
+        assert ints.fetch(conn, [(1).to_bytes(4, "big")]) == (2, None)  # the connection is fine
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            PreparedRead("test_missing", "SELECT id FROM no_such_table WHERE id = $1", [23]).fetch(
+                conn, [(1).to_bytes(4, "big")]
+            )
+
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
+        with pytest.raises(psycopg.OperationalError):
+            ints.fetch(conn, [(1).to_bytes(4, "big")])
+        assert conn.closed

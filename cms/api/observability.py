@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -26,35 +26,43 @@ def install(app: Flask) -> None:
     """Request ids on every log line and response, one access line and metrics per request."""
     app.register_blueprint(bp)
 
+    access_log = app.config["CMS_ACCESS_LOG"]
+
     @app.before_request
     def _start() -> None:
-        given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        given = request.headers.get("X-Request-Id")
+        # 32 hex digits like a uuid4's, from os.urandom directly (a fifth of uuid4's cost).
+        g.request_id = given if given and _REQUEST_ID.match(given) else os.urandom(16).hex()
         g.log_token = logs.request_id.set(g.request_id)
         g.started = time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        started = g.get("started")
+        # Runs on every request: the proxies (request, g) are resolved once each.
+        ctx = g._get_current_object()  # type: ignore[attr-defined]
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        response.headers["X-Request-Id"] = ctx.get("request_id", "")
+        started = ctx.get("started")
         if started is None:
             return response
         elapsed = time.perf_counter() - started
-        route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        counter, histogram = _children(request.method, route, response.status_code)
+        method, status = req.method, response.status_code
+        route = req.url_rule.rule if req.url_rule is not None else "(unmatched)"
+        counter, histogram = _children(method, route, status)
         counter.inc()
         histogram.observe(elapsed)
-        if current_app.config["CMS_ACCESS_LOG"] and access.isEnabledFor(logging.INFO):
+        if access_log and access.isEnabledFor(logging.INFO):
+            path = req.path
             access.info(
                 "%s %s %s",
-                request.method,
-                request.path,
-                response.status_code,
+                method,
+                path,
+                status,
                 extra={
-                    "method": request.method,
-                    "path": request.path,
+                    "method": method,
+                    "path": path,
                     "route": route,
-                    "status": response.status_code,
+                    "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )
