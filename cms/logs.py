@@ -84,6 +84,63 @@ class JsonLines(logging.Formatter):
         return _encode(line)
 
 
+_access = logging.getLogger("cms.access")
+
+
+def _json_handler_alone() -> logging.Handler | None:
+    """Our JSON handler when it is the only place an access line would go."""
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or _access.handlers or logging.getLogger("cms").handlers or not _access.propagate:
+        return None
+    handler = handlers[0]
+    if handler.name != HANDLER_NAME or type(handler.formatter) is not JsonLines or len(handler.filters) != 1:
+        return None
+    return handler if handler.level <= logging.INFO else None
+
+
+def access(method: str, path: str, route: str, status: int, duration_ms: float) -> None:
+    """The request's access-log line (logger ``cms.access``, level INFO).
+
+    With our JSON handler alone on the root logger (the normal case) the line
+    is written straight to its stream, exactly as ``JsonLines`` would format it:
+    a LogRecord and the handler chain cost ~125k instructions per line, a third
+    of a whole bare Flask request. Any other set-up goes through ``logging``.
+    """
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    message = f"{method} {path} {status}"
+    handler = _json_handler_alone()
+    if handler is None:
+        fields = {"method": method, "path": path, "route": route, "status": status}
+        _access.info(message, extra={**fields, "duration_ms": duration_ms})
+        return
+    line: dict[str, Any] = {
+        "level": "INFO",
+        "logger": "cms.access",
+        "message": message,
+        "method": method,
+        "path": path,
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+    }
+    for name, var in _CONTEXT:
+        value = var.get()
+        if value is not None:
+            line[name] = value
+    line["time"] = datetime.now(UTC).isoformat()
+    text = _encode(line) + "\n"
+    stream = handler.stream  # type: ignore[attr-defined]
+    handler.acquire()
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):  # a closed or broken stderr must not fail the request
+        pass
+    finally:
+        handler.release()
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     """Route every logger (ours, Flask, Celery, gunicorn's) to one stderr handler."""
     root = logging.getLogger()

@@ -108,6 +108,51 @@ def test_log_lines_are_one_json_object_each_with_extras_and_tracebacks():
     assert "event_id" not in second
 
 
+def test_access_lines_written_directly_equal_those_through_logging():
+    """``logs.access`` skips the logging machinery when our JSON handler is alone;
+    its line must be the one ``logging`` + ``JsonLines`` would have written."""
+    import io
+    import logging
+
+    from cms import logs
+
+    pytest_handlers = list(logging.root.handlers)  # pytest's capture handlers sit on the root too
+    for other in pytest_handlers:
+        logging.root.removeHandler(other)
+    logs.configure("INFO", "json")
+    [handler] = logging.root.handlers
+    direct = io.StringIO()
+    handler.setStream(direct)
+    try:
+        with logs.bound(request_id="req-1"):
+            logs.access("GET", "/api/v1/articles/x", "/api/v1/articles/<uuid:article_id>", 200, 1.25)
+            assert logs._json_handler_alone() is handler
+            # A second handler anywhere on the way sends lines through logging instead.
+            extra = logging.StreamHandler(io.StringIO())
+            logging.getLogger("cms").addHandler(extra)
+            try:
+                assert logs._json_handler_alone() is None
+                through_logging = io.StringIO()
+                handler.setStream(through_logging)
+                logs.access("GET", "/api/v1/articles/x", "/api/v1/articles/<uuid:article_id>", 200, 1.25)
+            finally:
+                logging.getLogger("cms").removeHandler(extra)
+            logging.getLogger("cms.access").setLevel(logging.WARNING)
+            try:
+                logs.access("GET", "/x", "/x", 200, 1.0)  # disabled: nothing written
+            finally:
+                logging.getLogger("cms.access").setLevel(logging.NOTSET)
+    finally:
+        logging.root.removeHandler(handler)
+        for other in pytest_handlers:
+            logging.root.addHandler(other)
+    [fast] = [json.loads(line) for line in direct.getvalue().splitlines()]
+    [slow] = [json.loads(line) for line in through_logging.getvalue().splitlines()]
+    assert fast.pop("time").endswith("+00:00") and slow.pop("time").endswith("+00:00")
+    assert list(fast.items()) == list(slow.items())
+    assert fast["message"] == "GET /api/v1/articles/x 200" and fast["request_id"] == "req-1"
+
+
 def test_metrics_endpoint(app, client, keys):
     editor = keys.auth(Role.EDITOR)
     article = create(client, editor)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import logging
 import os
 import re
 import time
@@ -18,7 +17,6 @@ from cms.extensions import db
 from cms.services import monitoring
 
 bp = Blueprint("observability", __name__)
-access = logging.getLogger("cms.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -51,21 +49,8 @@ def install(app: Flask) -> None:
         counter, histogram = _children(method, route, status)
         counter.inc()
         histogram.observe(elapsed)
-        if access_log and access.isEnabledFor(logging.INFO):
-            path = req.path
-            access.info(
-                "%s %s %s",
-                method,
-                path,
-                status,
-                extra={
-                    "method": method,
-                    "path": path,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+        if access_log:
+            logs.access(method, req.path, route, status, round(elapsed * 1000, 3))
         return response
 
     @app.teardown_request
