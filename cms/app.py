@@ -26,10 +26,31 @@ class NoSessions(SessionInterface):
         return None
 
 
+class CmsFlask(Flask):
+    """Flask that remembers which views and hooks are synchronous.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every
+    request (five times for a ``GET``), and the answer never changes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_cache: dict[Any, Any] = {}
+
+    def ensure_sync(self, func: Any) -> Any:
+        try:
+            return self._sync_cache[func]
+        except KeyError:
+            sync = self._sync_cache[func] = super().ensure_sync(func)
+            return sync
+        except TypeError:  # unhashable callable
+            return super().ensure_sync(func)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from ``CMS_*`` environment variables, overridden by ``config``."""
     settings = load_config(config)
-    app = Flask(__name__)
+    app = CmsFlask(__name__)
     app.config.update(settings)
     url = settings["CMS_DATABASE_URL"]
     if url.startswith("sqlite:///"):

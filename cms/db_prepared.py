@@ -87,7 +87,8 @@ class PreparedRead:
         Raises ``psycopg.OperationalError`` when the connection is broken, as the
         cursor would, so ``ReadPool`` replaces it.
         """
-        if not conn.autocommit or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        # pgconn's status is a plain int; conn.info builds an object per access (~2 µs).
+        if not conn.autocommit or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             return NOT_HANDLED
         decoders = self._decoders.get(conn, NOT_HANDLED)
         if decoders is NOT_HANDLED:
