@@ -19,12 +19,18 @@ log = logging.getLogger(__name__)
 RELAY_TASK = "cms.relay"
 SWEEP_TASK = "cms.sweep"
 DELIVER_TASK = "cms.deliver"
+PRUNE_TASK = "cms.prune-delivery-log"
 
 EVENTS_QUEUE = "cms.events"  # relay and sweep
 DELIVERIES_QUEUE = "cms.deliveries"  # first attempts
 RETRIES_QUEUE = "cms.retries"  # retries and re-sends: never ahead of first attempts
 QUEUES = (EVENTS_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE)
-TASK_QUEUES = {RELAY_TASK: EVENTS_QUEUE, SWEEP_TASK: EVENTS_QUEUE, DELIVER_TASK: DELIVERIES_QUEUE}
+TASK_QUEUES = {
+    RELAY_TASK: EVENTS_QUEUE,
+    SWEEP_TASK: EVENTS_QUEUE,
+    DELIVER_TASK: DELIVERIES_QUEUE,
+    PRUNE_TASK: RETRIES_QUEUE,  # housekeeping: behind anything a partner waits for
+}
 
 
 def celery_broker(url: str) -> tuple[str, str | None]:

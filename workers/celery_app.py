@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from cms.broker import QUEUES, RELAY_TASK, SWEEP_TASK, TASK_QUEUES, broker_settings
+from cms.broker import PRUNE_TASK, QUEUES, RELAY_TASK, SWEEP_TASK, TASK_QUEUES, broker_settings
 from cms.config import load_config
 
 
@@ -62,6 +62,11 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
                 "task": SWEEP_TASK,
                 "schedule": sweep_every,
                 "options": {"expires": max(sweep_every * 5, 10)},
+            },
+            "prune-delivery-log": {
+                "task": PRUNE_TASK,
+                "schedule": 3600.0,
+                "options": {"expires": 1800},
             },
         },
         beat_schedule_filename=str(var / "celerybeat-schedule"),

@@ -2,8 +2,9 @@
 
 ``cms.relay`` (after a publish, and periodically) fans events out and sends;
 ``cms.deliver`` sends a batch another process claimed; ``cms.sweep``
-(periodically) re-sends expired leases and due retries. All of them are safe
-to run twice: the database decides what is claimable.
+(periodically) re-sends expired leases and due retries; ``cms.prune-delivery-log``
+(hourly) expires old attempt rows. All of them are safe to run twice: the
+database decides what is claimable.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from celery.signals import setup_logging, worker_init, worker_process_init, work
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from cms import logs
-from cms.broker import DELIVER_TASK, RELAY_TASK, SWEEP_TASK, TASK_QUEUES
-from workers import runtime
+from cms.broker import DELIVER_TASK, PRUNE_TASK, RELAY_TASK, SWEEP_TASK, TASK_QUEUES
+from workers import retention, runtime
 
 log = logging.getLogger("workers")
 
@@ -44,6 +45,11 @@ def deliver(delivery_ids: list[str]) -> None:
 @shared_task(name=SWEEP_TASK)
 def sweep() -> int:
     return runtime.get_runtime(_send_task).sweep()
+
+
+@shared_task(name=PRUNE_TASK)
+def prune_delivery_log() -> int:
+    return retention.prune(runtime.get_runtime(_send_task).app)
 
 
 @setup_logging.connect

@@ -7,7 +7,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command
 
 
 def register_commands(app: Flask) -> None:
-    from cms.cli import keys, ops
+    from cms.cli import keys, ops, retention  # noqa: F401 (retention adds `deliveries prune`)
 
     app.cli.add_command(keys.create_api_key)
     app.cli.add_command(keys.ensure_admin_key)

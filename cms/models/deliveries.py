@@ -97,7 +97,8 @@ class Delivery(Base):
 
 
 class DeliveryAttempt(Base):
-    """What happened on one HTTP attempt (kept forever; the delivery log)."""
+    """What happened on one HTTP attempt (the delivery log; pruned after CMS_DELIVERY_LOG_DAYS
+    once the delivery is finished, see cms.services.retention)."""
 
     __tablename__ = "delivery_attempts"
     __table_args__ = (Index("ix_delivery_attempts_delivery_id", "delivery_id", "id"),)

@@ -1,0 +1,43 @@
+"""``cms deliveries prune``: expire the delivery log by hand (beat does it hourly)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from cms.cli.ops import _emit, deliveries_group
+from cms.clock import utcnow
+from cms.extensions import db
+from cms.services import retention
+
+
+@deliveries_group.command("prune")
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Age limit in days (default: CMS_DELIVERY_LOG_DAYS).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def deliveries_prune(older_than_days: float | None, dry_run: bool, as_json: bool) -> None:
+    """Delete attempt rows of finished deliveries older than the retention period.
+
+    Events, payloads and each delivery's own row (status, attempts, last status
+    code and error) are kept; attempts of pending or in-flight deliveries too.
+    """
+    days = older_than_days if older_than_days is not None else current_app.config["CMS_DELIVERY_LOG_DAYS"]
+    if days <= 0:
+        raise click.ClickException(
+            "CMS_DELIVERY_LOG_DAYS is 0 (keep for ever): pass --older-than-days to prune anyway."
+        )
+    cutoff = utcnow() - timedelta(days=days)
+    rows, _finished = retention.prune_attempts(
+        db.session, cutoff, commit=db.session.rollback if dry_run else db.session.commit, dry_run=dry_run
+    )
+    data = {"older_than_days": days, "cutoff": cutoff, "dry_run": dry_run, "attempts": rows}
+    verb = "would delete" if dry_run else "deleted"
+    _emit(as_json, data, f"{verb} {rows} delivery attempt(s) from before {cutoff:%Y-%m-%d %H:%M} UTC")

@@ -1,0 +1,138 @@
+"""Retention of the delivery log: old attempts of finished deliveries go, the rest stays."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from cms.broker import PRUNE_TASK, RETRIES_QUEUE
+from cms.clock import utcnow
+from cms.extensions import db
+from cms.models import Delivery, DeliveryAttempt, OutboxEvent, Role
+from cms.services import dispatch, fanout, retention
+from cms.services.endpoints import EndpointCache
+from cms.webhooks.schedule import RetryPolicy
+from cms.webhooks.sender import Result
+from tests.conftest import Keys
+from tests.test_cli_ops import cli
+
+
+def _attempts(app) -> dict[str, list[int]]:
+    """Attempt ids by delivery status."""
+    with app.app_context():
+        rows = db.session.execute(
+            select(Delivery.status, DeliveryAttempt.id)
+            .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+            .order_by(DeliveryAttempt.id)
+        ).all()
+    out: dict[str, list[int]] = {}
+    for status, attempt_id in rows:
+        out.setdefault(status, []).append(attempt_id)
+    return out
+
+
+def _history(app) -> dict[str, int]:
+    """Four deliveries: succeeded and failed long ago, retrying since long ago, succeeded now."""
+    keys = Keys(app)
+    client = app.test_client()
+    admin = keys.auth(Role.ADMIN)
+    client.post("/api/v1/subscriptions", json={"url": "https://93.184.215.14/x"}, headers=admin)
+    cli(app, "seed", "--publish", "--count", "4")
+    final = dispatch.DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
+    retrying = dispatch.DeliveryPolicy(retry=RetryPolicy(schedule=(0, 3600)), rng=random.Random(1))
+    long_ago = utcnow() - timedelta(days=100)
+    with app.app_context():
+        relayed = fanout.relay(db.session, utcnow(), final, EndpointCache())
+        db.session.commit()
+        jobs = sorted(relayed.jobs, key=lambda j: str(j.delivery_id))
+        assert len(jobs) == 4
+        now = utcnow()
+        dispatch.record(db.session, [Result(jobs[0], now, 5.0, status_code=200)], now, final)
+        dispatch.record(db.session, [Result(jobs[1], now, 5.0, status_code=502)], now, final)
+        dispatch.record(db.session, [Result(jobs[2], now, 5.0, status_code=503)], now, retrying)
+        dispatch.record(db.session, [Result(jobs[3], now, 5.0, status_code=204)], now, final)
+        old = [j.delivery_id for j in jobs[:3]]
+        db.session.execute(
+            update(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(old)).values(attempted_at=long_ago)
+        )
+        db.session.commit()
+        return {
+            str(j.delivery_id): db.session.get(Delivery, j.delivery_id).attempts  # type: ignore[union-attr]
+            for j in jobs
+        }
+
+
+def test_prune_keeps_open_and_recent_attempts_and_every_delivery(committed_app):
+    app = committed_app
+    attempts_before = _history(app)
+    before = _attempts(app)
+    assert {k: len(v) for k, v in before.items()} == {"succeeded": 2, "failed": 1, "pending": 1}
+
+    dry = json.loads(cli(app, "deliveries", "prune", "--dry-run", "--json"))
+    assert dry["attempts"] == 2 and dry["dry_run"] is True and dry["older_than_days"] == 90
+    assert _attempts(app) == before
+
+    done = json.loads(cli(app, "deliveries", "prune", "--json"))
+    assert done["attempts"] == 2
+    after = _attempts(app)
+    # The old succeeded and failed attempts went; the retrying delivery's old attempt
+    # and the recent success stayed.
+    assert after == {"succeeded": [before["succeeded"][1]], "pending": before["pending"]}
+    assert "deleted 0 delivery attempt(s)" in cli(app, "deliveries", "prune")
+
+    with app.app_context():
+        deliveries = db.session.scalars(select(Delivery)).all()
+        # Every delivery row and its summary survive; events too.
+        assert {str(d.id): d.attempts for d in deliveries} == attempts_before
+        assert {d.status for d in deliveries} == {"succeeded", "failed", "pending"}
+        assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 4
+        failed = next(d for d in deliveries if d.status == "failed")
+        assert failed.last_status_code == 502
+    # A pruned delivery can still be sent again.
+    admin = Keys(app).auth(Role.ADMIN)
+    r = app.test_client().post(f"/api/v1/deliveries/{failed.id}/redeliver", headers=admin)
+    assert r.status_code in (200, 202), r.get_json()
+
+    refused = app.test_cli_runner().invoke(args=["deliveries", "prune", "--older-than-days", "0"])
+    assert refused.exit_code == 2
+
+
+def test_batches_walk_the_log_and_stop_at_recent_rows(committed_app):
+    app = committed_app
+    _history(app)
+    with app.app_context():
+        cutoff = utcnow() - timedelta(days=90)
+        deleted, finished = retention.prune_attempts(
+            db.session, cutoff, commit=db.session.commit, limit=1, max_batches=1
+        )
+        assert (deleted, finished) == (1, False)  # one row per batch: more to do
+        deleted, finished = retention.prune_attempts(db.session, cutoff, commit=db.session.commit, limit=1)
+        assert (deleted, finished) == (1, True)
+        assert db.session.scalar(select(func.count()).select_from(DeliveryAttempt)) == 2
+
+
+def test_the_scheduled_task_prunes_per_setting_and_is_wired_into_beat(committed_app, databases):
+    from cms.app import create_app
+    from workers import retention as worker_retention
+    from workers.celery_app import create_celery
+
+    _history(committed_app)
+    url = committed_app.config["CMS_DATABASE_URL"]
+    keep_all = create_app({"CMS_DATABASE_URL": url, "CMS_DELIVERY_LOG_DAYS": 0})
+    assert worker_retention.prune(keep_all) == 0
+    assert sum(len(v) for v in _attempts(committed_app).values()) == 4
+    ninety = create_app({"CMS_DATABASE_URL": url, "CMS_DELIVERY_LOG_DAYS": 90})
+    assert worker_retention.prune(ninety) == 2
+    assert sum(len(v) for v in _attempts(committed_app).values()) == 2
+    for app in (keep_all, ninety):
+        with app.app_context():
+            db.engine.dispose()
+
+    celery = create_celery({"CMS_DATABASE_URL": url, "CMS_BROKER_URL": "redis://127.0.0.1:6379/0"})
+    entry = celery.conf.beat_schedule["prune-delivery-log"]
+    assert entry["task"] == PRUNE_TASK and entry["schedule"] == 3600.0
+    assert celery.conf.task_routes[PRUNE_TASK]["queue"] == RETRIES_QUEUE
+    assert PRUNE_TASK in celery.tasks

@@ -1,0 +1,42 @@
+"""The hourly prune of the delivery log (``CMS_DELIVERY_LOG_DAYS``)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import Flask
+
+from cms.clock import utcnow
+from cms.extensions import db
+from cms.services import retention
+
+log = logging.getLogger("workers.retention")
+
+# Batches of 2,000 per run: an hourly run removes up to 100,000 rows, and a
+# backlog (retention just switched on) is worked off over the following runs.
+MAX_BATCHES = 50
+
+
+def prune(app: Flask) -> int:
+    days = float(app.config["CMS_DELIVERY_LOG_DAYS"])
+    if days <= 0:
+        return 0
+    cutoff = utcnow() - timedelta(days=days)
+    with app.app_context():
+        try:
+            deleted, finished = retention.prune_attempts(
+                db.session, cutoff, commit=db.session.commit, max_batches=MAX_BATCHES
+            )
+        except Exception:
+            db.session.rollback()
+            raise
+    if deleted:
+        log.info(
+            "pruned %d delivery attempt(s) older than %s days%s",
+            deleted,
+            f"{days:g}",
+            "" if finished else " (more next run)",
+            extra={"deleted": deleted, "finished": finished},
+        )
+    return deleted
