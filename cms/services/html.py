@@ -6,6 +6,8 @@ Anything not listed is dropped: scripts, styles, event handlers, iframes and
 
 from __future__ import annotations
 
+from functools import cache
+
 import nh3
 
 ALLOWED_TAGS = {
@@ -70,13 +72,19 @@ ALLOWED_ATTRIBUTES = {
 URL_SCHEMES = {"http", "https", "mailto", "tel"}
 
 
-def sanitize_body(html: str) -> str:
-    """Return ``html`` reduced to the allow-list (idempotent)."""
-    return nh3.clean(
-        html,
+@cache
+def _cleaner() -> nh3.Cleaner:
+    # Built once: nh3.clean() converts the allow-lists into a new ammonia
+    # builder on every call, a third of the time of cleaning a 3 KB body.
+    return nh3.Cleaner(
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
+
+
+def sanitize_body(html: str) -> str:
+    """Return ``html`` reduced to the allow-list (idempotent)."""
+    return _cleaner().clean(html)
