@@ -56,6 +56,7 @@ def _json_default(value: Any) -> Any:
 
 
 _encode = json.JSONEncoder(default=_json_default, ensure_ascii=False).encode
+_quote = json.encoder.encode_basestring  # a str as a JSON string, non-ASCII kept (as _encode does)
 
 
 class JsonLines(logging.Formatter):
@@ -114,22 +115,17 @@ def access(method: str, path: str, route: str, status: int, duration_ms: float) 
         fields = {"method": method, "path": path, "route": route, "status": status}
         _access.info(message, extra={**fields, "duration_ms": duration_ms})
         return
-    line: dict[str, Any] = {
-        "level": "INFO",
-        "logger": "cms.access",
-        "message": message,
-        "method": method,
-        "path": path,
-        "route": route,
-        "status": status,
-        "duration_ms": duration_ms,
-    }
-    for name, var in _CONTEXT:
-        value = var.get()
-        if value is not None:
-            line[name] = value
-    line["time"] = datetime.now(UTC).isoformat()
-    text = _encode(line) + "\n"
+    # The line is assembled as text in JsonLines' field order: json's own string
+    # encoder (C) quotes each value; numbers are written as json writes them.
+    ids = "".join(
+        f', "{name}": {_quote(value)}' for name, var in _CONTEXT if (value := var.get()) is not None
+    )
+    text = (
+        f'{{"level": "INFO", "logger": "cms.access", "message": {_quote(message)}, '
+        f'"method": {_quote(method)}, "path": {_quote(path)}, "route": {_quote(route)}, '
+        f'"status": {int(status)}, "duration_ms": {float(duration_ms)!r}{ids}, '
+        f'"time": "{datetime.now(UTC).isoformat()}"}}\n'
+    )
     stream = handler.stream  # type: ignore[attr-defined]
     handler.acquire()
     try:

@@ -125,7 +125,7 @@ def test_access_lines_written_directly_equal_those_through_logging():
     handler.setStream(direct)
     try:
         with logs.bound(request_id="req-1"):
-            logs.access("GET", "/api/v1/articles/x", "/api/v1/articles/<uuid:article_id>", 200, 1.25)
+            logs.access("GET", '/api/v1/articles/"x"\\Проект', "(unmatched)", 404, 1.25)
             assert logs._json_handler_alone() is handler
             # A second handler anywhere on the way sends lines through logging instead.
             extra = logging.StreamHandler(io.StringIO())
@@ -134,7 +134,7 @@ def test_access_lines_written_directly_equal_those_through_logging():
                 assert logs._json_handler_alone() is None
                 through_logging = io.StringIO()
                 handler.setStream(through_logging)
-                logs.access("GET", "/api/v1/articles/x", "/api/v1/articles/<uuid:article_id>", 200, 1.25)
+                logs.access("GET", '/api/v1/articles/"x"\\Проект', "(unmatched)", 404, 1.25)
             finally:
                 logging.getLogger("cms").removeHandler(extra)
             logging.getLogger("cms.access").setLevel(logging.WARNING)
@@ -150,7 +150,8 @@ def test_access_lines_written_directly_equal_those_through_logging():
     [slow] = [json.loads(line) for line in through_logging.getvalue().splitlines()]
     assert fast.pop("time").endswith("+00:00") and slow.pop("time").endswith("+00:00")
     assert list(fast.items()) == list(slow.items())
-    assert fast["message"] == "GET /api/v1/articles/x 200" and fast["request_id"] == "req-1"
+    assert fast["message"] == 'GET /api/v1/articles/"x"\\Проект 404' and fast["request_id"] == "req-1"
+    assert "Проект" in direct.getvalue()  # written as UTF-8 text, like every other line
 
 
 def test_metrics_endpoint(app, client, keys):
