@@ -86,12 +86,13 @@ class JsonLines(logging.Formatter):
 
 
 _access = logging.getLogger("cms.access")
+_cms = logging.getLogger("cms")  # looked up once: getLogger takes logging's module lock
 
 
 def _json_handler_alone() -> logging.Handler | None:
     """Our JSON handler when it is the only place an access line would go."""
     handlers = logging.root.handlers
-    if len(handlers) != 1 or _access.handlers or logging.getLogger("cms").handlers or not _access.propagate:
+    if len(handlers) != 1 or _access.handlers or _cms.handlers or not _access.propagate:
         return None
     handler = handlers[0]
     if handler.name != HANDLER_NAME or type(handler.formatter) is not JsonLines or len(handler.filters) != 1:
