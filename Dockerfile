@@ -1,6 +1,9 @@
 # One image for the API, the workers and the scheduler; they differ only by command
 # (see docker-compose.yml). Slim, non-root, every dependency pinned (requirements.lock).
-FROM python:3.11.7-slim-bookworm
+# PYTHON_IMAGE: any Python 3.11 image with `python` and `pip` on PATH (the compose test
+# builds from a local one, since it cannot pull).
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
