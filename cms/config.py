@@ -40,7 +40,7 @@ def _bool(value: str | bool) -> bool:
 SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_DATABASE_URL": (None, str),
     "CMS_SECRET_KEY": (None, str),
-    # The first admin API key, when a deployment provisions it (>= 32 characters);
+    # The first admin API key, when a deployment provisions it (cms_..., >= 32 characters);
     # used only while no active admin key exists. Empty: a random one is printed.
     "CMS_ADMIN_KEY": ("", str),
     "CMS_PORT": (8000, _int),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cms.models import Role
-from tests.helpers import create, patch, seed_fields
+from tests.helpers import create, patch, post, seed_fields
 
 
 def test_seed_story_round_trips_field_for_field(client, keys):
@@ -127,6 +127,26 @@ def test_patch_changes_only_given_fields_and_records_message(client, keys):
     assert v2["message"] == "Add tag" and v2["created_by"] == "writer tester"
 
 
+def test_patch_that_changes_nothing_writes_no_version(client, keys):
+    auth = keys.auth(Role.EDITOR)
+    article = create(client, auth, headline="Same", tags=["Russia"], credits=["BTA"])
+    assert post(client, auth, article["id"], "publish").status_code == 200
+    article = client.get(f"/api/v1/articles/{article['id']}", headers=auth).get_json()
+    events = client.get(
+        "/api/v1/events", query_string={"article_id": article["id"]}, headers=keys.auth(Role.ADMIN)
+    )
+    unchanged = patch(client, auth, article, headline="Same", tags=["Russia", " Russia"], message="no-op")
+    assert unchanged["version"] == 1 and unchanged["updated_at"] == article["updated_at"]
+    versions = client.get(f"/api/v1/articles/{article['id']}/versions", headers=auth).get_json()["items"]
+    assert [v["number"] for v in versions] == [1]
+    after = client.get(
+        "/api/v1/events", query_string={"article_id": article["id"]}, headers=keys.auth(Role.ADMIN)
+    )
+    assert after.get_json()["items"] == events.get_json()["items"]
+    # A real change still makes version 2.
+    assert patch(client, auth, article, headline="Changed")["version"] == 2
+
+
 def test_idempotent_create_returns_same_article(client, keys):
     auth = {**keys.auth(Role.WRITER), "Idempotency-Key": "req-7f1c"}
     body = {"headline": "Once only", "body": "<p>x</p>"}
@@ -220,6 +240,24 @@ def test_malformed_requests_get_clear_4xx(client, keys):
         headers=auth,
     )
     assert r.status_code == 413
+
+
+def test_section_and_tag_filters_ignore_case(client, keys):
+    auth = keys.auth(Role.EDITOR)
+
+    def headlines(query: str) -> list[str]:
+        r = client.get(f"/api/v1/articles?{query}", headers=auth)
+        assert r.status_code == 200, r.get_json()
+        return [a["headline"] for a in r.get_json()["items"]]
+
+    tagged = create(client, auth, headline="Bulgarian", section="Политика", tags=["Russia", "Русия"])
+    create(client, auth, headline="Other", section="Sport", tags=["Football"])
+    assert headlines("tag=russia") == headlines("tag=РУСИЯ") == headlines("section=ПОЛИТИКА") == ["Bulgarian"]
+    assert headlines("section=sport") == headlines("tag=FOOTBALL") == ["Other"]
+    # After a save that changes them, the new section and tags are found, the old ones not.
+    patch(client, auth, tagged, section="Sport", tags=["USA"])
+    assert headlines("section=SPORT") == ["Bulgarian", "Other"] and headlines("tag=usa") == ["Bulgarian"]
+    assert headlines("tag=russia") == [] and headlines("section=политика") == []
 
 
 def test_list_filters_and_cursor_pagination(client, keys, clock):

@@ -13,6 +13,9 @@ import pytest
 import requests
 from sqlalchemy import create_engine, inspect
 
+from cms.extensions import db
+from cms.services import api_keys
+from tests.conftest import make_app
 from tests.dbs import DatabaseFactory
 
 BIN = Path(sys.executable).parent
@@ -54,6 +57,34 @@ def test_create_api_key_prints_the_key_last(databases: DatabaseFactory):
     first = _cms(url, "ensure-admin-key").stdout.strip().splitlines()[-1]
     assert first.startswith("cms_")
     assert "already exists" in _cms(url, "ensure-admin-key").stdout
+
+
+def test_admin_key_from_the_environment_is_accepted_only_if_it_can_authenticate(databases: DatabaseFactory):
+    """CMS_ADMIN_KEY as a deployment sets it: refused at provisioning unless requests accept it."""
+    url = databases.copy_url()
+    env = {**os.environ, "CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "cli-test"}
+    bare = "k" * 48  # long enough, but without the cms_ prefix
+    refused = subprocess.run(
+        [str(BIN / "cms"), "ensure-admin-key"],
+        env={**env, "CMS_ADMIN_KEY": bare},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "must start with 'cms_'" in refused.stderr
+    assert bare not in refused.stderr + refused.stdout
+    good = "cms_" + "k" * 44
+    provisioned = subprocess.run(
+        [str(BIN / "cms"), "ensure-admin-key"],
+        env={**env, "CMS_ADMIN_KEY": good},
+        capture_output=True,
+        text=True,
+    )
+    assert provisioned.returncode == 0, provisioned.stderr
+    app = make_app(url)
+    with app.app_context():
+        assert api_keys.authenticate(db.session, good) is not None
+        assert api_keys.authenticate(db.session, bare) is None
+        db.engine.dispose()
 
 
 def _free_port() -> int:

@@ -46,3 +46,29 @@ def test_readyz_names_every_reason(databases, tmp_path):
     r = gone.test_client().get("/readyz")
     assert r.status_code == 503 and r.get_json()["checks"]["database"].startswith("unreachable")
     assert gone.test_client().get("/healthz").status_code == 200
+
+
+def test_api_index_links_to_docs_spec_and_health(client):
+    for path in ("/api/v1", "/api/v1/"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.is_json, path
+        links = r.get_json()["links"]
+    for name in ("docs", "openapi", "health", "ready"):
+        assert client.get(links[name]).status_code in (200, 503), name  # /readyz may be 503 without a broker
+    assert "/api/v1" in client.get("/api/v1/openapi.json").get_json()["paths"]
+
+
+def test_unknown_routes_answer_a_problem_in_our_words(client):
+    r = client.get("/api/v1/nothing-here")
+    assert r.status_code == 404 and r.headers["Content-Type"] == "application/problem+json"
+    body = r.get_json()
+    assert (
+        body["detail"].startswith("Nothing here at /api/v1/nothing-here.")
+        and "/api/v1/docs" in body["detail"]
+    )
+    assert "spelling" not in body["detail"]  # werkzeug's text
+    r = client.delete("/api/v1/articles")
+    assert (
+        r.status_code == 405
+        and r.get_json()["detail"] == "DELETE is not allowed here; allowed: GET, HEAD, OPTIONS, POST."
+    )

@@ -14,6 +14,8 @@ import jsonschema
 import pytest
 from standardwebhooks import Webhook
 
+from cms.models import Subscription
+from cms.services.endpoints import Endpoint
 from cms.webhooks import payloads, signing, urls
 from cms.webhooks.payloads import EventFacts
 from cms.webhooks.schedule import DEFAULT_SCHEDULE, RetryPolicy, parse_retry_after, parse_schedule
@@ -242,3 +244,28 @@ def test_in_flight_cap_per_subscription_in_the_sender():
         return seen
 
     assert asyncio.run(main()) == 4
+
+
+def test_subscription_section_and_tag_filters_ignore_case():
+    """As the article list's filters do: "politics" selects "Politics", "русия" selects "Русия"."""
+    subscription = Subscription(
+        id=uuid.uuid4(),
+        url="https://partner.example/hook",
+        format="json",
+        enabled=True,
+        max_in_flight=4,
+        headers={},
+        event_types=["*"],
+        sections=["politics"],
+        tags=["русия", "USA"],
+        languages=[],
+        secret=signing.generate_secret(),
+        previous_secret=None,
+        previous_secret_expires_at=None,
+    )
+    endpoint = Endpoint.of(subscription)
+    assert endpoint.wants_content({"section": "Politics", "tags": ["Русия"]})
+    assert endpoint.wants_content({"section": "POLITICS", "tags": ["usa", "Other"]})
+    assert not endpoint.wants_content({"section": "Sport", "tags": ["Русия"]})
+    assert not endpoint.wants_content({"section": "Politics", "tags": ["Russia"]})
+    assert not endpoint.wants_content({"section": None, "tags": []})

@@ -15,6 +15,7 @@ def register_api(app: Flask) -> None:
         docs,
         events,
         health,
+        index,
         observability,
         openapi,
         publishing,
@@ -23,6 +24,7 @@ def register_api(app: Flask) -> None:
     )
 
     for module in (
+        index,
         articles,
         versions,
         publishing,

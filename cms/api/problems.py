@@ -128,9 +128,19 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         headers = {}
-        if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-        return problem(status, exc.name, exc.description, headers=headers)
+        detail = exc.description
+        if status == 404:
+            detail = (
+                f"Nothing here at {_safe(request.path)[:200]}. The API is under /api/v1"
+                " (its documentation: /api/v1/docs)."
+            )
+        elif status == 405:
+            allowed = sorted(exc.valid_methods or ())  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}."
+        elif status == 413:
+            detail = "The request body is too large."
+        return problem(status, exc.name, detail, headers=headers)
 
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError) -> Response:

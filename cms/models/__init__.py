@@ -1,7 +1,7 @@
 """SQLAlchemy models. Importing this package registers every table on ``Base.metadata``."""
 
 from cms.models.api_keys import ApiKey, Role
-from cms.models.articles import Article, ArticleState, ArticleTag, ArticleVersion
+from cms.models.articles import Article, ArticleState, ArticleTag, ArticleVersion, filter_key
 from cms.models.base import Base
 from cms.models.deliveries import (
     OPEN_STATUSES,
@@ -31,4 +31,5 @@ __all__ = [
     "PayloadFormat",
     "Role",
     "Subscription",
+    "filter_key",
 ]

@@ -26,6 +26,13 @@ class ArticleState(enum.StrEnum):
     KILLED = "killed"
 
 
+def filter_key(value: str | None) -> str | None:
+    """Sections and tags match case-insensitively (Unicode too: "Русия" is "русия"),
+    so each is stored a second time, case-folded in Python: SQLite's lower() and a
+    PostgreSQL database with the C locale only fold ASCII."""
+    return value.casefold() if value is not None else None
+
+
 class Article(Base):
     __tablename__ = "articles"
     __table_args__ = (Index("ix_articles_updated_at_id", "updated_at", "id"),)
@@ -34,7 +41,9 @@ class Article(Base):
     slug: Mapped[str] = mapped_column(String(200), unique=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
     headline: Mapped[str] = mapped_column(String(300))
-    section: Mapped[str | None] = mapped_column(String(100), index=True)
+    section: Mapped[str | None] = mapped_column(String(100))
+    # filter_key(section): lists filter on it, so "politics" finds "Politics".
+    section_key: Mapped[str | None] = mapped_column(String(100), index=True)
     language: Mapped[str] = mapped_column(String(35))
     current_version: Mapped[int]
     published_version: Mapped[int | None]
@@ -61,7 +70,8 @@ class ArticleTag(Base):
     article_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
     )
-    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tag_key: Mapped[str] = mapped_column(String(100), index=True)  # filter_key(tag)
     position: Mapped[int]
 
 

@@ -24,19 +24,28 @@ def hash_key(raw: str) -> str:
 
 
 MIN_PROVIDED_KEY_LENGTH = 32
+MAX_KEY_LENGTH = 200
 
 
 def create(session: Session, *, name: str, role: Role, raw: str | None = None) -> tuple[ApiKey, str]:
     """A new key; returns the row and the raw key, which is never stored.
 
     ``raw`` lets an operator provision a key chosen elsewhere (a deployment's
-    secret store); it must be long enough to be unguessable.
+    secret store); it must be long enough to be unguessable, and carry our prefix,
+    since :func:`authenticate` refuses anything else before hashing it.
     """
     if raw is None:
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    elif len(raw) < MIN_PROVIDED_KEY_LENGTH or not raw.isprintable() or " " in raw:
+    elif (
+        not raw.startswith(KEY_PREFIX)
+        or len(raw) < MIN_PROVIDED_KEY_LENGTH
+        or len(raw) > MAX_KEY_LENGTH
+        or not raw.isprintable()
+        or " " in raw
+    ):
         raise ValueError(
-            f"an API key must be at least {MIN_PROVIDED_KEY_LENGTH} printable characters, no spaces"
+            f"an API key must start with {KEY_PREFIX!r} and be {MIN_PROVIDED_KEY_LENGTH} to"
+            f" {MAX_KEY_LENGTH} printable characters, no spaces"
         )
     key = ApiKey(
         id=uuid.uuid4(),
@@ -85,7 +94,7 @@ class ActorCache:
 
 def authenticate(session: Session, raw: str, cache: ActorCache | None = None) -> Actor | None:
     """The actor for a presented key, or ``None`` when unknown or revoked."""
-    if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+    if not raw.startswith(KEY_PREFIX) or len(raw) > MAX_KEY_LENGTH:
         return None
     key_hash = hash_key(raw)
     if cache is not None and (actor := cache.get(key_hash)) is not None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from cms.db_prepared import NOT_HANDLED, PreparedRead
-from cms.models import Article, ArticleTag, ArticleVersion
+from cms.models import Article, ArticleTag, ArticleVersion, filter_key
 from cms.services import pagination
 from cms.services.errors import NotFound
 
@@ -180,9 +180,10 @@ def page(
     if filters.state:
         stmt = stmt.where(Article.state == filters.state)
     if filters.section:
-        stmt = stmt.where(Article.section == filters.section)
+        stmt = stmt.where(Article.section_key == filter_key(filters.section))
     if filters.tag:
-        stmt = stmt.where(Article.id.in_(select(ArticleTag.article_id).where(ArticleTag.tag == filters.tag)))
+        tagged = select(ArticleTag.article_id).where(ArticleTag.tag_key == filter_key(filters.tag))
+        stmt = stmt.where(Article.id.in_(tagged))
     if filters.updated_since:
         stmt = stmt.where(Article.updated_at >= filters.updated_since)
     stmt = stmt.options(selectinload(Article.tags))

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cms.clock import utcnow
-from cms.models import Article, ArticleState, ArticleTag, ArticleVersion, Role
+from cms.models import Article, ArticleState, ArticleTag, ArticleVersion, Role, filter_key
 from cms.services import slugs, versions
 from cms.services.actors import Actor
 from cms.services.article_reads import ArticleView, view_of
@@ -97,6 +97,7 @@ def _sync_head(article: Article, data: dict[str, Any], previous_tags: list[str])
     """
     article.headline = data["headline"]
     article.section = data["section"]
+    article.section_key = filter_key(data["section"])
     article.language = data["language"]
     article.slug = data["slug"]
     wanted = data["tags"]
@@ -104,7 +105,7 @@ def _sync_head(article: Article, data: dict[str, Any], previous_tags: list[str])
         existing = {t.tag: t for t in article.tags}
         rows = []
         for position, tag in enumerate(wanted):
-            row = existing.get(tag) or ArticleTag(tag=tag, position=position)
+            row = existing.get(tag) or ArticleTag(tag=tag, tag_key=filter_key(tag), position=position)
             row.position = position
             rows.append(row)
         article.tags = rows
@@ -135,6 +136,7 @@ def create(
             "state": ArticleState.DRAFT.value,
             "headline": data["headline"],
             "section": data["section"],
+            "section_key": filter_key(data["section"]),
             "language": data["language"],
             "current_version": 1,
             "event_sequence": 0,
@@ -177,9 +179,9 @@ _TAG_INSERT = insert(ArticleTag.__table__)
 # insert's RETURNING, so a slug conflict inserts nothing at all.
 _CREATE_PG = """
 WITH head AS (
-    INSERT INTO articles (id, slug, state, headline, section, language,
+    INSERT INTO articles (id, slug, state, headline, section, section_key, language,
                           current_version, event_sequence, created_at, updated_at)
-    VALUES (%(id)s, %(slug)s, %(state)s, %(headline)s, %(section)s, %(language)s,
+    VALUES (%(id)s, %(slug)s, %(state)s, %(headline)s, %(section)s, %(section_key)s, %(language)s,
             1, 0, %(created_at)s, %(created_at)s)
     ON CONFLICT (slug) DO NOTHING
     RETURNING id
@@ -190,9 +192,9 @@ WITH head AS (
            %(created_by_key_id)s, NULL, %(content_hash)s
     FROM head
 ), tags AS (
-    INSERT INTO article_tags (article_id, tag, position)
-    SELECT head.id, t.tag, t.ord - 1
-    FROM head, unnest(%(tags)s::text[]) WITH ORDINALITY AS t(tag, ord)
+    INSERT INTO article_tags (article_id, tag, tag_key, position)
+    SELECT head.id, t.tag, t.tag_key, t.ord - 1
+    FROM head, unnest(%(tags)s::text[], %(tag_keys)s::text[]) WITH ORDINALITY AS t(tag, tag_key, ord)
 )
 SELECT id FROM head
 """
@@ -209,6 +211,7 @@ def _insert_article(session: Session, head: dict[str, Any], version: dict[str, A
             **version,
             "data": json.dumps(version["data"], ensure_ascii=False),
             "tags": tags,
+            "tag_keys": [filter_key(t) for t in tags],
         }
         cursor = driver.cursor()
         cursor.execute(_CREATE_PG, params, prepare=True)
@@ -219,7 +222,11 @@ def _insert_article(session: Session, head: dict[str, Any], version: dict[str, A
     connection.execute(_VERSION_INSERT, [version])
     if tags:
         connection.execute(
-            _TAG_INSERT, [{"article_id": head["id"], "tag": t, "position": i} for i, t in enumerate(tags)]
+            _TAG_INSERT,
+            [
+                {"article_id": head["id"], "tag": t, "tag_key": filter_key(t), "position": i}
+                for i, t in enumerate(tags)
+            ],
         )
     return True
 
@@ -249,6 +256,9 @@ def _write_version(
 ) -> ArticleView:
     latest = versions.get(session, article.id, article.current_version)  # already in the session
     data = _normalise(data)
+    if data == latest.data:
+        # Nothing changed: an empty version would only add noise to the history.
+        return view_of(article, latest)
     if data["slug"] != article.slug and slugs.taken(session, data["slug"], article.id):
         raise Conflict(f"Slug '{data['slug']}' is used by another article.", field="slug")
     version = versions.append(

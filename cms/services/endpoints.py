@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cms.events.outbox import ARTICLE_EVENTS
-from cms.models import Subscription
+from cms.models import Subscription, filter_key
 from cms.webhooks.signing import secret_key
 
 
@@ -48,8 +48,8 @@ class Endpoint:
             max_in_flight=s.max_in_flight,
             headers=tuple(sorted((s.headers or {}).items())),
             event_types=tuple(s.event_types),
-            sections=frozenset(s.sections),
-            tags=frozenset(s.tags),
+            sections=frozenset(filter_key(x) for x in s.sections),
+            tags=frozenset(filter_key(x) for x in s.tags),
             languages=tuple(lang.lower() for lang in s.languages),
             key=secret_key(s.secret),
             previous_key=secret_key(s.previous_secret) if s.previous_secret else None,
@@ -73,9 +73,10 @@ class Endpoint:
         return False
 
     def wants_content(self, article: dict[str, Any]) -> bool:
-        if self.sections and article.get("section") not in self.sections:
+        # Case-insensitive, as the article list's filters are.
+        if self.sections and filter_key(article.get("section")) not in self.sections:
             return False
-        if self.tags and not self.tags.intersection(article.get("tags") or ()):
+        if self.tags and not self.tags.intersection(filter_key(t) for t in article.get("tags") or ()):
             return False
         if self.languages:
             language = (article.get("language") or "").lower()
