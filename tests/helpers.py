@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from cms.services.seed import parse_wire_story
 
 # shared/ sits beside the repository (also in CI's fresh clone).
-SEED_PATH = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-article.txt"
+# The sample wire story, as packaged with the CLI (the same text as shared/fixtures/).
+SEED_PATH = Path(__file__).resolve().parents[1] / "cms" / "fixtures" / "seed-article.txt"
 
 
 def seed_fields() -> dict[str, Any]:

@@ -24,10 +24,10 @@ from standardwebhooks import Webhook
 
 from cms.config import SETTINGS
 from tests.receivers import Receiver
+from tests.schemas import load_schema
 from tests.stack import REDIS_URL, require_redis
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 BIN = Path(sys.executable).parent
 APP_SERVICES = ("migrate", "api", "worker", "beat")
 
@@ -38,7 +38,7 @@ def compose() -> dict:
 
 
 def test_compose_file_follows_the_compose_specification(compose):
-    jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(compose)
+    jsonschema.Draft7Validator(load_schema("compose-spec.json")).validate(compose)
 
 
 def test_compose_topology(compose):

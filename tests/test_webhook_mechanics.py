@@ -8,7 +8,6 @@ import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -20,9 +19,8 @@ from cms.webhooks import payloads, signing, urls
 from cms.webhooks.payloads import EventFacts
 from cms.webhooks.schedule import DEFAULT_SCHEDULE, RetryPolicy, parse_retry_after, parse_schedule
 from tests.helpers import seed_fields
+from tests.schemas import load_schema
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
-NINJS_21 = json.loads((SCHEMAS / "ninjs-schema_2.1.json").read_text())
 NOW = datetime(2024, 11, 7, 20, 50, tzinfo=UTC)
 
 
@@ -87,7 +85,7 @@ def test_ninjs_payloads_validate_against_ninjs_2_1(type_, data, status):
     assert set(body) == {"type", "timestamp", "data"} and body["type"] == type_
     assert body["timestamp"] == "2024-11-07T20:50:00.000000Z"
     item = body["data"]
-    jsonschema.validate(item, NINJS_21)
+    jsonschema.validate(item, load_schema("ninjs-schema_2.1.json"))
     assert item["pubstatus"] == status and item["version"] == "2"
     ids = {a["role"]: a["value"] for a in item["altids"]}
     assert ids == {"cms-id": str(facts.article_id), "event-id": str(facts.id), "event-sequence": "3"}

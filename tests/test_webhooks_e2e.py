@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -14,9 +13,8 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.helpers import seed_fields
 from tests.receivers import Receiver
+from tests.schemas import load_schema
 from tests.stack import redis_available
-
-NINJS_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "ninjs-schema_2.1.json"
 
 
 @pytest.fixture
@@ -87,6 +85,7 @@ def test_rotation_signs_with_both_secrets_during_the_grace_period(stack, receive
 
 
 def test_ninjs_payload_of_the_seed_story_validates_against_the_iptc_schema(stack, receiver):
+    schema = load_schema("ninjs-schema_2.1.json")  # before starting anything
     stack.worker()
     sub = stack.subscribe(receiver.url(), format="ninjs")
     fields = seed_fields()
@@ -94,7 +93,6 @@ def test_ninjs_payload_of_the_seed_story_validates_against_the_iptc_schema(stack
     stack.publish(article["id"])
     stack.api("POST", f"/articles/{article['id']}/kill", 200, json={"reason": "Legal: injunction"})
     received = receiver.wait_ok(2)
-    schema = json.loads(NINJS_SCHEMA.read_text())
     published, killed = (Webhook(sub["secret"]).verify(r.body, r.headers) for r in received)
 
     item = published["data"]
