@@ -17,7 +17,7 @@ def test_seed_story_round_trips_field_for_field(client, keys):
     )
     assert r.status_code == 201
     created = r.get_json()
-    assert r.headers["ETag"] == '"v1"'
+    assert r.headers["ETag"].startswith('"v1.')
     assert r.headers["Location"] == f"/api/v1/articles/{created['id']}"
 
     fetched = client.get(f"/api/v1/articles/{created['id']}", headers=keys.auth(Role.READER))
@@ -103,17 +103,48 @@ def test_two_editors_cannot_overwrite_each_other(client, keys):
     etag = client.get(url, headers=auth).headers["ETag"]
     # Editor A saves first.
     r = client.patch(url, json={"headline": "A's headline"}, headers={**auth, "If-Match": etag})
-    assert r.status_code == 200 and r.headers["ETag"] == '"v2"'
+    assert r.status_code == 200 and r.headers["ETag"].startswith('"v2.')
     # Editor B still holds v1: refused, told the current version, nothing written.
     r = client.patch(url, json={"headline": "B's headline"}, headers={**auth, "If-Match": etag})
     assert r.status_code == 412
     problem = r.get_json()
-    assert problem["current_version"] == 2 and problem["current_etag"] == '"v2"'
+    assert (
+        problem["current_version"] == 2
+        and problem["current_etag"] == client.get(url, headers=auth).headers["ETag"]
+    )
     current = client.get(url, headers=auth).get_json()
     assert current["headline"] == "A's headline" and current["version"] == 2
-    # Weak or garbage ETags never match.
-    for tag in ('W/"v2"', "v2", '"2"'):
+    # Weak or foreign ETags never match; a header that holds no entity tag at all is malformed.
+    for tag in ('W/"v2"', '"2"', '"v1", W/"v2"'):
         assert client.patch(url, json={"headline": "x"}, headers={**auth, "If-Match": tag}).status_code == 412
+    for tag in ("v2", '"v2', 'v2"', '"v2" junk', '"v2" "v3"'):
+        r = client.patch(url, json={"headline": "x"}, headers={**auth, "If-Match": tag})
+        assert r.status_code == 400 and r.get_json()["type"].endswith("/bad-if-match"), tag
+    # The version part is what If-Match compares: "v2" from an older client still works.
+    r = client.patch(url, json={"headline": "C"}, headers={**auth, "If-Match": '"v2"'})
+    assert r.status_code == 200 and r.get_json()["version"] == 3
+
+
+def test_conditional_get_answers_304_until_the_article_changes(client, keys):
+    auth = keys.auth(Role.EDITOR)
+    article = create(client, auth, headline="Cached")
+    url = f"/api/v1/articles/{article['id']}"
+    first = client.get(url, headers=auth)
+    etag = first.headers["ETag"]
+    again = client.get(url, headers={**auth, "If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == etag
+    assert client.get(url, headers={**auth, "If-None-Match": f'"other", W/{etag}'}).status_code == 304
+    assert client.get(url, headers={**auth, "If-None-Match": "*"}).status_code == 304
+    # Publishing changes the representation (state) without a new version: a new ETag.
+    assert post(client, auth, article["id"], "publish").status_code == 200
+    changed = client.get(url, headers={**auth, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_json()["state"] == "published"
+    assert changed.headers["ETag"] != etag and changed.headers["ETag"].startswith('"v1.')
+    # The new ETag still works for If-Match; the old one too (same version).
+    r = client.patch(url, json={"headline": "Edited"}, headers={**auth, "If-Match": etag})
+    assert r.status_code == 200
+    # Without credentials a conditional request is still 401, never a 304.
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 401
 
 
 def test_patch_changes_only_given_fields_and_records_message(client, keys):

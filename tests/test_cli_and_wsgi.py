@@ -132,7 +132,7 @@ def test_served_over_real_http(databases: DatabaseFactory, server: str):
         assert r.status_code == 201
         assert r.json()["slug"] == "nad-40-000-dushi-na-protest-v-sofiia"
         r = requests.get(f"{base}/articles/{r.json()['id']}", headers=auth, timeout=10)
-        assert r.status_code == 200 and r.headers["ETag"] == '"v1"'
+        assert r.status_code == 200 and r.headers["ETag"].startswith('"v1.')
         r = requests.get(base + "/articles", timeout=10)
         assert r.status_code == 401 and r.headers["Content-Type"] == "application/problem+json"
     finally:

@@ -11,9 +11,10 @@ from flask import Blueprint, Response, current_app, g, json, request
 from cms.api.http import (
     ETAG_RESPONSE_HEADER,
     IF_MATCH_HEADER,
+    IF_NONE_MATCH_HEADER,
     commit,
-    etag,
     if_match_versions,
+    not_modified,
     read_only,
     respond,
     route,
@@ -91,7 +92,7 @@ def render(item: ArticleView) -> bytes:
 def article_response(item: ArticleView, status: int = 200, **headers: str) -> Response:
     cache: RenderCache = current_app.extensions["cms_render_cache"]
     response = Response(cache.body(item, render), status=status, content_type="application/json")
-    response.headers["ETag"] = etag(item.version)
+    response.headers["ETag"] = item.etag
     if status == 201:
         # Only a creation names a new resource (RFC 9110 10.2.2); on a 200 the
         # header would mean nothing and werkzeug's URL handling of it costs ~15 µs.
@@ -198,12 +199,15 @@ def create_article(actor: Actor, body: dict[str, Any]) -> Response:
     "/articles/<uuid:article_id>",
     summary="Get an article (latest version)",
     role=Role.READER,
-    responses={200: ("The article", article_schema)},
-    response_headers={200: ETAG_RESPONSE_HEADER},
+    headers=[IF_NONE_MATCH_HEADER],
+    responses={200: ("The article", article_schema), 304: ("Not modified since the ETag you sent", None)},
+    response_headers={200: ETAG_RESPONSE_HEADER, 304: ETAG_RESPONSE_HEADER},
 )
 def get_article(actor: Actor, article_id: uuid.UUID) -> Response:
-    """The ETag names the latest version; send it back in If-Match to revise."""
-    return article_response(read_only(lambda connection: article_reads.read(connection, article_id)))
+    """The ETag names the latest version and the last change: send it back in If-Match to
+    revise, or in If-None-Match to get 304 while nothing changed."""
+    item = read_only(lambda connection: article_reads.read(connection, article_id))
+    return not_modified(item.etag) or article_response(item)
 
 
 @route(

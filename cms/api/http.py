@@ -215,11 +215,10 @@ def respond(payload: Any, status: int = 200, headers: dict[str, str] | None = No
     return response
 
 
-def etag(version: int) -> str:
-    return f'"v{version}"'
-
-
-_ETAG = re.compile(r'^\s*"v(\d{1,10})"\s*$')
+# Ours: "v<version>" or "v<version>.<last change>" (see article_etag); anything else never matches.
+_ETAG = re.compile(r'^\s*"v(\d{1,10})(?:\.[0-9a-f]{1,16})?"\s*$')
+# Any entity tag (RFC 9110 8.8.3): [W/] DQUOTE *etagc DQUOTE.
+_ENTITY_TAG = re.compile(r'^\s*(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"\s*$')
 
 
 def if_match_versions() -> set[int]:
@@ -245,10 +244,28 @@ def if_match_versions() -> set[int]:
         )
     versions: set[int] = set()
     for part in header.split(","):
+        if not part.strip():
+            continue  # empty list elements are allowed (RFC 9110 5.6.1)
+        if not _ENTITY_TAG.match(part):
+            raise ApiError(
+                400,
+                "bad-if-match",
+                "Malformed If-Match",
+                'If-Match takes entity tags in double quotes, as the ETag header gives them: "v3…".',
+            )
         match = _ETAG.match(part)
         if match:
             versions.add(int(match.group(1)))
     return versions
+
+
+def not_modified(etag: str) -> Response | None:
+    """304 when ``If-None-Match`` already names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
+    if "HTTP_IF_NONE_MATCH" not in request.environ:
+        return None
+    if not request.if_none_match.contains_weak(etag.strip('"')):
+        return None
+    return Response(status=304, headers={"ETag": etag})
 
 
 IF_MATCH_HEADER = {
@@ -258,4 +275,13 @@ IF_MATCH_HEADER = {
     "description": 'ETag of the version you edited, e.g. `"v3"`.',
     "schema": {"type": "string"},
 }
-ETAG_RESPONSE_HEADER = {"ETag": {"description": "Latest version", "schema": {"type": "string"}}}
+ETAG_RESPONSE_HEADER = {
+    "ETag": {"description": "The latest version and the article's last change", "schema": {"type": "string"}}
+}
+IF_NONE_MATCH_HEADER = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETags you hold; 304 (no body) when the article has not changed since.",
+    "schema": {"type": "string"},
+}

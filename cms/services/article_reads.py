@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -26,6 +26,17 @@ from cms.services.errors import NotFound
 
 A = Article.__table__
 V = ArticleVersion.__table__
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def article_etag(version: int, updated_at: datetime) -> str:
+    """The article's entity tag: its version, and its last change (a publish or a kill
+    changes the representation without a new version). ``If-Match`` compares only
+    the version part (:func:`etag_version`): a state change does not conflict with an edit."""
+    if updated_at.tzinfo is None:  # SQLite hands back naive UTC
+        updated_at = updated_at.replace(tzinfo=UTC)
+    return f'"v{version}.{(updated_at - _EPOCH) // _MICROSECOND:x}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,10 @@ class ArticleView:
 
     def content_dict(self) -> dict[str, Any]:
         return json.loads(self.content) if isinstance(self.content, str) else self.content
+
+    @property
+    def etag(self) -> str:
+        return article_etag(self.version, self.updated_at)
 
     def as_dict(self) -> dict[str, Any]:
         head = {name: getattr(self, name) for name in self.__slots__ if name != "content"}

@@ -20,7 +20,7 @@ from cms.clock import utcnow
 from cms.models import Article, ArticleState, ArticleTag, ArticleVersion, Role, filter_key
 from cms.services import slugs, versions
 from cms.services.actors import Actor
-from cms.services.article_reads import ArticleView, view_of
+from cms.services.article_reads import ArticleView, article_etag, view_of
 from cms.services.errors import Conflict, InvalidTransition, NotFound, VersionConflict
 from cms.services.html import sanitize_body
 
@@ -237,7 +237,7 @@ def _check_expected(article: Article, expected_versions: Collection[int]) -> Non
         raise VersionConflict(
             f"You edited version {seen}, but the latest is {article.current_version}.",
             current_version=article.current_version,
-            current_etag=f'"v{article.current_version}"',
+            current_etag=article_etag(article.current_version, article.updated_at),
         )
 
 
