@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from cms.models import Delivery, DeliveryAttempt, EventPayload, OutboxEvent, Role, Subscription
 from cms.services import dispatch, fanout
 from cms.services.dispatch import DeliveryPolicy
-from cms.services.endpoints import EndpointCache
+from cms.services.endpoints import STAMP, EndpointCache
 from cms.webhooks.schedule import DEFAULT_SCHEDULE, RetryPolicy
 from cms.webhooks.sender import Job, Result
 from tests.helpers import create, patch, post
@@ -354,3 +354,31 @@ def test_concurrent_relays_fan_out_each_event_once(committed_app):
     in_flight = [d for d in rows if d.status == "in_flight"]
     assert {d.id for d in in_flight} == set(claimed)
     assert all(d.sequence == 1 for d in in_flight) and len(in_flight) == 50
+
+
+def test_worker_caches_see_every_subscription_change_whatever_its_clock(client, db_session, admin, clock):
+    """The cache reloads on a counter the database keeps, not on max(updated_at): an
+    update stamped earlier than the latest one (another process's clock) still counts."""
+    cache = EndpointCache()
+    first = subscribe(client, admin)
+    clock.advance(hours=1)
+    subscribe(client, admin)  # the newest updated_at
+    assert cache.get(db_session)[uuid.UUID(first["id"])].enabled
+    clock.advance(hours=-2)  # a process whose clock is behind disables the first one
+    r = client.patch(f"/api/v1/subscriptions/{first['id']}", json={"enabled": False}, headers=admin)
+    assert r.status_code == 200
+    assert not cache.get(db_session)[uuid.UUID(first["id"])].enabled
+    # What every webhook outcome writes (health columns) does not make workers reload.
+    stamp = db_session.execute(STAMP).one()
+    db_session.execute(
+        update(Subscription).values(
+            consecutive_failures=Subscription.consecutive_failures + 1, last_failure_at=clock()
+        )
+    )
+    assert db_session.execute(STAMP).one() == stamp
+    db_session.execute(update(Subscription).values(max_in_flight=7))
+    assert db_session.execute(STAMP).one() != stamp
+    assert {e.max_in_flight for e in cache.get(db_session).values()} == {7}
+    # Deleting (soft) drops it from the cache.
+    assert client.delete(f"/api/v1/subscriptions/{first['id']}", headers=admin).status_code == 204
+    assert uuid.UUID(first["id"]) not in cache.get(db_session)

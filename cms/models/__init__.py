@@ -12,7 +12,7 @@ from cms.models.deliveries import (
 )
 from cms.models.events import OutboxEvent
 from cms.models.idempotency import IdempotencyRecord
-from cms.models.subscriptions import PayloadFormat, Subscription
+from cms.models.subscriptions import PayloadFormat, Subscription, SubscriptionChanges
 
 __all__ = [
     "OPEN_STATUSES",
@@ -31,5 +31,6 @@ __all__ = [
     "PayloadFormat",
     "Role",
     "Subscription",
+    "SubscriptionChanges",
     "filter_key",
 ]

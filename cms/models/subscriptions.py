@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, String, Text
+from sqlalchemy import BigInteger, Boolean, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cms.models.base import Base, JSONType
@@ -60,3 +60,14 @@ class Subscription(Base):
 
     def summary(self) -> dict[str, Any]:
         return {"id": str(self.id), "url": self.url}
+
+
+class SubscriptionChanges(Base):
+    """One row whose ``version`` database triggers raise on every change to what a
+    subscription sends (migration 0006), so workers know when to reload them without
+    trusting any process's clock."""
+
+    __tablename__ = "subscription_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cms.events.outbox import ARTICLE_EVENTS
-from cms.models import Subscription, filter_key
+from cms.models import Subscription, SubscriptionChanges, filter_key
 from cms.webhooks.signing import secret_key
 
 
@@ -86,9 +86,9 @@ class Endpoint:
         return True
 
 
-# Changes whenever a subscription is created, changed or deleted.
-STAMP = select(func.count(), func.max(Subscription.updated_at))
-STAMP_SQL = "SELECT count(*), max(updated_at) FROM subscriptions"
+# Raised by database triggers whenever what a subscription sends changes (migration 0006).
+STAMP = select(SubscriptionChanges.version).where(SubscriptionChanges.id == 1)
+STAMP_SQL = "SELECT version FROM subscription_changes WHERE id = 1"
 
 
 class EndpointCache:
