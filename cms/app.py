@@ -47,8 +47,11 @@ class CmsFlask(Flask):
             return super().ensure_sync(func)
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app from ``CMS_*`` environment variables, overridden by ``config``."""
+def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") -> Flask:
+    """Build the app from ``CMS_*`` environment variables, overridden by ``config``.
+
+    ``role`` (``api``, ``worker``, ``cli``) names this process's database connections
+    (``application_name``), so an operator can tell them apart in ``pg_stat_activity``."""
     settings = load_config(config)
     app = CmsFlask(__name__)
     app.config.update(settings)
@@ -59,7 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY=settings["CMS_SECRET_KEY"],
         SQLALCHEMY_DATABASE_URI=url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(
-            url, synchronous_commit=settings["CMS_DB_SYNCHRONOUS_COMMIT"]
+            url, synchronous_commit=settings["CMS_DB_SYNCHRONOUS_COMMIT"], application_name=f"cms-{role}"
         ),
         SQLALCHEMY_ECHO=settings["CMS_SQL_ECHO"],
         # JSON escaping can grow a 2 MB body; fields are bounded precisely by the schemas.
@@ -72,7 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     db.init_app(app)
-    app.extensions["cms_read_pool"] = read_pool(url)
+    app.extensions["cms_read_pool"] = read_pool(url, application_name=f"cms-{role}-reads")
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)

@@ -12,7 +12,9 @@ from sqlalchemy import Engine, event
 T = TypeVar("T")
 
 
-def engine_options(url: str, *, synchronous_commit: bool = True) -> dict[str, Any]:
+def engine_options(
+    url: str, *, synchronous_commit: bool = True, application_name: str = "cms"
+) -> dict[str, Any]:
     """Engine settings; ``synchronous_commit=False`` is for the delivery workers only.
 
     Every worker transaction can be lost in a crash without losing anything:
@@ -23,12 +25,19 @@ def engine_options(url: str, *, synchronous_commit: bool = True) -> dict[str, An
     """
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    # No pre-ping: it costs a round trip per request. Stale connections are
-    # recycled instead, and a dropped one surfaces as a 503 the client retries.
-    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_recycle": 1800}
+    # Pre-ping: a connection the server dropped (restart, failover, pg_terminate_backend)
+    # is replaced at checkout instead of failing the request or the worker's round.
+    # It costs a round trip per checkout; reads of one article take the ReadPool instead.
+    connect_args: dict[str, Any] = {"application_name": application_name}
     if not synchronous_commit:
-        options["connect_args"] = {"options": "-c synchronous_commit=off"}
-    return options
+        connect_args["options"] = "-c synchronous_commit=off"
+    return {
+        "pool_size": 10,
+        "max_overflow": 10,
+        "pool_recycle": 1800,
+        "pool_pre_ping": True,
+        "connect_args": connect_args,
+    }
 
 
 class ReadPool:
@@ -41,10 +50,13 @@ class ReadPool:
     fresh connection), and none is kept longer than ``max_age`` seconds.
     """
 
-    def __init__(self, url: str, *, max_idle: int = 16, max_age: float = 1800.0) -> None:
+    def __init__(
+        self, url: str, *, max_idle: int = 16, max_age: float = 1800.0, application_name: str = "cms"
+    ) -> None:
         from sqlalchemy.engine import make_url
 
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.application_name = application_name
         self.max_idle = max_idle
         self.max_age = max_age
         self._idle: queue.SimpleQueue[tuple[float, Any]] = queue.SimpleQueue()
@@ -56,7 +68,8 @@ class ReadPool:
             except queue.Empty:
                 import psycopg
 
-                return time.monotonic(), psycopg.connect(self.dsn, autocommit=True), True
+                conn = psycopg.connect(self.dsn, autocommit=True, application_name=self.application_name)
+                return time.monotonic(), conn, True
             if conn.closed or time.monotonic() - born > self.max_age:
                 conn.close()
                 continue
@@ -73,6 +86,9 @@ class ReadPool:
             conn.close()
             if fresh:
                 raise
+            # The server dropped it, and most likely every other idle one with it
+            # (a restart, pg_terminate_backend): retry on a new connection.
+            self.close()
             born, conn, fresh = self._take()
             try:
                 result = work(conn)
@@ -103,9 +119,9 @@ class ReadPool:
             conn.close()
 
 
-def read_pool(url: str) -> ReadPool | None:
+def read_pool(url: str, application_name: str = "cms") -> ReadPool | None:
     """The pool for single-statement reads on PostgreSQL (``None`` elsewhere)."""
-    return ReadPool(url) if url.startswith("postgresql") else None
+    return ReadPool(url, application_name=application_name) if url.startswith("postgresql") else None
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -29,6 +29,8 @@ class Metrics:
     deliveries: Counter
     delivery_duration: Histogram
     events_relayed: Counter
+    worker_thread_up: Gauge
+    worker_thread_errors: Counter
 
 
 @cache
@@ -51,6 +53,15 @@ def get() -> Metrics:
             buckets=LATENCY_BUCKETS,
         ),
         events_relayed=Counter("cms_events_relayed", "Outbox events fanned out, by type", ["type"]),
+        worker_thread_up=Gauge(
+            "cms_worker_thread_up",
+            "1 while a worker thread runs normally, 0 while it retries after an error",
+            ["thread"],
+            multiprocess_mode="liveall",
+        ),
+        worker_thread_errors=Counter(
+            "cms_worker_thread_errors", "Errors a worker thread recovered from", ["thread"]
+        ),
     )
 
 

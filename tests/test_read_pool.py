@@ -137,3 +137,42 @@ def test_prepared_read_declines_unknown_types_and_raises_real_errors(pg_database
         with pytest.raises(psycopg.OperationalError):
             ints.fetch(conn, [(1).to_bytes(4, "big")])
         assert conn.closed
+
+
+def test_every_api_connection_dropped_at_once_fails_no_request(pg_app):
+    """After pg_terminate_backend of all of the API's connections (a failover, a restart),
+    reads, lists, writes and publishes all answer normally: nothing is a 500 or a 503."""
+    keys = Keys(pg_app)
+    client = pg_app.test_client()
+    editor = keys.auth(Role.EDITOR)
+    articles = [create(client, editor, headline=f"Story {i}") for i in range(3)]
+    threads = 4  # fill both pools with several connections, as a busy server has
+
+    def exercise() -> list[int]:
+        statuses = []
+        for article in articles:
+            statuses.append(client.get(f"/api/v1/articles/{article['id']}", headers=editor).status_code)
+        statuses.append(client.get("/api/v1/articles?tag=x", headers=editor).status_code)
+        statuses.append(
+            client.post(
+                "/api/v1/articles", json={"headline": "New", "body": "<p>x</p>"}, headers=editor
+            ).status_code
+        )
+        return statuses
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        assert all(s < 300 for batch in pool.map(lambda _: exercise(), range(threads)) for s in batch)
+    database = pg_app.config["SQLALCHEMY_DATABASE_URI"].rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND application_name LIKE 'cms-api%%'",
+            [database],
+        ).fetchone()[0]
+    assert killed >= 2  # the ORM pool's and the read pool's
+    statuses = exercise()
+    assert statuses == [200, 200, 200, 200, 201], statuses
+    r = client.post(f"/api/v1/articles/{articles[0]['id']}/publish", headers=editor)
+    assert r.status_code == 200, r.get_json()

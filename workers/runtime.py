@@ -39,6 +39,7 @@ from cms.services import dispatch, fanout
 from cms.services.endpoints import EndpointCache
 from cms.webhooks.sender import Job, Lanes, Result, Sender
 from cms.webhooks.urls import parse_networks
+from workers.supervision import ThreadState, supervise
 
 log = logging.getLogger("workers")
 T = TypeVar("T")
@@ -75,56 +76,57 @@ class Runtime:
         )
         self._lanes: Lanes | None = None  # created inside the loop
         self._results: queue.Queue[Result | None] = queue.Queue()
+        self._pending: list[Result] = []  # outcomes taken from the queue, not yet committed
         self._outstanding = 0
         self._room = threading.Condition()
         self._stopping = threading.Event()
-        self._loop_thread = threading.Thread(target=self._run_loop, name="webhook-sender", daemon=True)
-        self._recorder = threading.Thread(target=self._record_forever, name="webhook-recorder", daemon=True)
+        self._recorded_all = threading.Event()  # the recorder met the end-of-results marker
         self._wake = threading.Event()
+        self.threads: dict[str, ThreadState] = {}
 
     @classmethod
     def start(cls, send_task: Callable[..., Any], config: dict[str, Any] | None = None) -> Runtime:
-        runtime = cls(create_app({"CMS_DB_SYNCHRONOUS_COMMIT": False, **(config or {})}), send_task)
-        runtime._loop_thread.start()
+        app = create_app({"CMS_DB_SYNCHRONOUS_COMMIT": False, **(config or {})}, role="worker")
+        runtime = cls(app, send_task)
+        runtime._supervise("webhook-sender", runtime._run_loop, runtime._stopping)
         asyncio.run_coroutine_threadsafe(runtime.sender.open(), runtime.loop).result(timeout=10)
-        runtime._recorder.start()
+        runtime._supervise("webhook-recorder", runtime._record_round, runtime._recorded_all)
         url = runtime.app.config["SQLALCHEMY_DATABASE_URI"]
         if runtime.app.config["CMS_RELAY_LISTEN"] and url.startswith("postgresql"):
-            threading.Thread(
-                target=runtime._listen_forever, args=(url,), name="outbox-listener", daemon=True
-            ).start()
-            threading.Thread(target=runtime._relay_forever, name="outbox-relay", daemon=True).start()
+            runtime._supervise("outbox-listener", lambda: runtime._listen(url), runtime._stopping)
+            runtime._supervise("outbox-relay", runtime._relay_round, runtime._stopping)
         return runtime
+
+    def _supervise(self, name: str, step: Callable[[], None], until: threading.Event) -> None:
+        self.threads[name] = supervise(name, step, until)
 
     # ------------------------------------------------------------ listening
 
-    def _listen_forever(self, url: str) -> None:
-        """Wake the relay whenever a transaction commits outbox events (PostgreSQL NOTIFY)."""
+    def _listen(self, url: str) -> None:
+        """Wake the relay whenever a transaction commits outbox events (PostgreSQL NOTIFY).
+        A lost connection raises, and the supervisor connects again after a backoff."""
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self._wake.set()  # catch up on whatever committed while we were not listening
-                    while not self._stopping.is_set():
-                        for _notify in conn.notifies(timeout=1.0):
-                            self._wake.set()
-            except psycopg.Error as exc:
-                log.warning("outbox listener lost its connection (%s); reconnecting", exc)
-                self._stopping.wait(1.0)
+        with psycopg.connect(dsn, autocommit=True, application_name="cms-worker-listener") as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.threads["outbox-listener"].recovered()  # this step only returns when stopping
+            self._wake.set()  # catch up on whatever committed while we were not listening
+            while not self._stopping.is_set():
+                for _notify in conn.notifies(timeout=1.0):
+                    self._wake.set()
 
-    def _relay_forever(self) -> None:
-        while not self._stopping.is_set():
-            if self._wake.wait(timeout=1.0):
-                self._wake.clear()
-                try:
-                    self.relay()
-                except Exception:
-                    log.exception("relay failed; the periodic relay will retry")
+    def _relay_round(self) -> None:
+        if self._wake.wait(timeout=1.0):
+            self._wake.clear()
+            try:
+                self.relay()
+            except Exception:
+                self._wake.set()  # try again after the backoff, not only at the next event
+                raise
 
     # ------------------------------------------------------------------ loop
 
     def _run_loop(self) -> None:
+        """Until ``close`` stops the loop; should it ever fail, the supervisor runs it again."""
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
@@ -183,41 +185,54 @@ class Runtime:
 
     # -------------------------------------------------------------- recorder
 
-    def _record_forever(self) -> None:
+    def _record_round(self) -> None:
+        """Record one batch of outcomes. A batch is kept until it is committed: if the
+        database is gone, the same outcomes are written once it is back, so no delivery
+        waits for its lease to expire and goes out twice."""
+        if not self._pending:
+            self._pending = self._next_batch()
+            if not self._pending:
+                return
         with self.app.app_context():
-            while True:
-                first = self._results.get()
-                if first is None:
-                    return
-                batch = [first]
-                deadline = time.monotonic() + RECORD_WINDOW
-                while len(batch) < RECORD_BATCH:
-                    remaining = deadline - time.monotonic()
-                    try:
-                        item = self._results.get(timeout=max(remaining, 0)) if remaining > 0 else None
-                    except queue.Empty:
-                        item = None
-                    if item is None:
-                        break
-                    batch.append(item)
-                try:
-                    self._record(batch)
-                except Exception:
-                    log.exception(
-                        "could not record %d outcomes; their leases will expire and resend", len(batch)
-                    )
-                    db.session.rollback()
+            try:
+                done = self._in_transaction(
+                    lambda now: dispatch.record(db.session, self._pending, now, self.policy)
+                )
+            except Exception:
+                _discard_session()
+                raise
+            results, self._pending = self._pending, []
+            self._observe(results, done.outcomes)
+            if done.disabled:
+                self.nudge_relay()
+            if done.subscriptions:
+                # A separate transaction, after the outcomes are committed: a relay
+                # committing a successor at the same moment either sees our outcome
+                # when it re-checks, or we see its delivery here.
+                self._claim_and_send(subscription_ids=done.subscriptions)
 
-    def _record(self, results: list[Result]) -> None:
-        done = self._in_transaction(lambda now: dispatch.record(db.session, results, now, self.policy))
-        self._observe(results, done.outcomes)
-        if done.disabled:
-            self.nudge_relay()
-        if done.subscriptions:
-            # A separate transaction, after the outcomes are committed: a relay
-            # committing a successor at the same moment either sees our outcome
-            # when it re-checks, or we see its delivery here.
-            self._claim_and_send(subscription_ids=done.subscriptions)
+    def _next_batch(self) -> list[Result]:
+        """Outcomes that arrive within RECORD_WINDOW of the first, up to RECORD_BATCH."""
+        try:
+            first = self._results.get(timeout=1.0)
+        except queue.Empty:
+            return []
+        if first is None:
+            self._recorded_all.set()
+            return []
+        batch = [first]
+        deadline = time.monotonic() + RECORD_WINDOW
+        while len(batch) < RECORD_BATCH:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._results.get(timeout=remaining) if remaining > 0 else self._results.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._recorded_all.set()  # record this batch, then stop
+                break
+            batch.append(item)
+        return batch
 
     def _observe(self, results: list[Result], outcomes: list[str]) -> None:
         """Metrics for every attempt; a log line for each one that did not succeed."""
@@ -253,7 +268,7 @@ class Runtime:
                 db.session.commit()
                 return value
             except DBAPIError:
-                db.session.rollback()
+                _discard_session()
                 if attempt == 2:
                     raise
                 time.sleep(0.2 * (attempt + 1))
@@ -360,9 +375,19 @@ class Runtime:
             while self._outstanding > 0 and time.monotonic() < deadline:
                 self._room.wait(timeout=0.1)
         self._results.put(None)
-        self._recorder.join(timeout=max(1.0, deadline - time.monotonic()))
+        recorder = self.threads["webhook-recorder"].thread
+        if recorder is not None:
+            recorder.join(timeout=max(1.0, deadline - time.monotonic()))
         asyncio.run_coroutine_threadsafe(self.sender.close(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _discard_session() -> None:
+    """Drop the session and its connection, which may be dead: the next use starts afresh."""
+    with contextlib.suppress(Exception):
+        db.session.rollback()
+    with contextlib.suppress(Exception):
+        db.session.remove()
 
 
 _runtime: Runtime | None = None

@@ -6,9 +6,11 @@ exceptions, leaves as ``application/problem+json``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, json, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -154,9 +156,11 @@ def register_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(OperationalError)
-    def _unavailable(exc: OperationalError) -> Response:
-        db.session.rollback()
-        log.error("database unavailable: %s", exc.orig)
+    @app.errorhandler(psycopg.OperationalError)  # the read pool's connections are plain psycopg ones
+    def _unavailable(exc: Exception) -> Response:
+        with contextlib.suppress(Exception):  # the session's connection may be the dead one
+            db.session.rollback()
+        log.error("database unavailable: %s", getattr(exc, "orig", None) or exc)
         return problem(
             503,
             "Service unavailable",
