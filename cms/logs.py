@@ -153,12 +153,8 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # Lines carry no source location, thread or process names: skip computing them
-    # (the caller's frame lookup alone is a noticeable part of a line's cost).
-    logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
+    # No patching of logging's module globals (logProcesses and the like): other
+    # formatters, gunicorn's "%(process)d" among them, depend on those attributes.
     logging.getLogger("cms").setLevel(level.upper())
 
 

@@ -386,3 +386,27 @@ def test_large_slug_families_keep_counting(client, keys):
     slugs = [create(client, keys.auth(), headline="Live updates")["slug"] for _ in range(23)]
     assert slugs[0] == "live-updates" and slugs[20] == "live-updates-21" and slugs[22] == "live-updates-23"
     assert len(set(slugs)) == 23
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 100_000])
+def test_deeply_nested_json_is_a_400_and_changes_nothing(client, keys, depth):
+    auth = keys.auth(Role.EDITOR)
+    nested = "[" * depth + "]" * depth
+    for raw in (
+        nested,
+        f'{{"headline": "x", "tags": {nested}}}',
+        '{"lead_image": ' + '{"a":' * depth + "1" + "}" * depth + "}",
+    ):
+        r = client.post("/api/v1/articles", data=raw, content_type="application/json", headers=auth)
+        assert r.status_code == 400 and r.headers["Content-Type"] == "application/problem+json", raw[:40]
+        assert "nested too deeply" in r.get_json()["title"]
+    assert client.get("/api/v1/articles", headers=auth).get_json()["items"] == []
+    # 32 levels is still only a validation matter (422), not a malformed body.
+    ok_depth = "[" * 31 + "]" * 31
+    r = client.post(
+        "/api/v1/articles",
+        data=f'{{"headline": "x", "tags": {ok_depth}}}',
+        content_type="application/json",
+        headers=auth,
+    )
+    assert r.status_code == 422

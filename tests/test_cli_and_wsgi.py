@@ -138,3 +138,39 @@ def test_served_over_real_http(databases: DatabaseFactory, server: str):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_gunicorns_own_warnings_come_out(databases: DatabaseFactory, tmp_path):
+    """gunicorn logs through its own format (with %(process)d): our logging setup must not
+    break it, or "Invalid request" and "Worker exiting" turn into logging tracebacks."""
+    url = databases.copy_url()
+    port = _free_port()
+    env = {**os.environ, "CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "log-test", "CMS_PORT": str(port)}
+    env["CMS_API_WORKERS"] = "1"
+    out = tmp_path / "gunicorn.log"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "--config",
+                "python:cms.gunicorn_conf",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "cms.wsgi:app",
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"NOT A REQUEST LINE\r\n\r\n")
+                assert s.recv(1024).startswith(b"HTTP/1.1 400")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = out.read_text()
+    assert "Invalid request from ip=127.0.0.1" in text
+    assert "Worker exiting" in text or "Shutting down" in text
+    assert "Logging error" not in text and "Traceback" not in text, text[-2000:]

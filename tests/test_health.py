@@ -72,3 +72,15 @@ def test_unknown_routes_answer_a_problem_in_our_words(client):
         r.status_code == 405
         and r.get_json()["detail"] == "DELETE is not allowed here; allowed: GET, HEAD, OPTIONS, POST."
     )
+
+
+def test_every_response_forbids_content_sniffing(client):
+    for path in (
+        "/api/v1",
+        "/api/v1/articles",
+        "/api/v1/nothing",
+        "/healthz",
+        "/api/v1/docs",
+        "/api/v1/openapi.json",
+    ):
+        assert client.get(path).headers["X-Content-Type-Options"] == "nosniff", path

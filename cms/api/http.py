@@ -179,8 +179,38 @@ def parse_body(schema: Schema) -> dict[str, Any]:
             raise ApiError(
                 400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."
             ) from None
+        except RecursionError:
+            payload = _TOO_DEEP
+        if payload is _TOO_DEEP or _too_deep(payload):
+            raise ApiError(
+                400,
+                "malformed-json",
+                "JSON nested too deeply",
+                f"The request body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep.",
+            )
     g.raw_body = payload
     return schema.load(payload)
+
+
+MAX_JSON_DEPTH = 32  # our bodies nest 3 levels; anything deeper would only reach recursion limits
+_TOO_DEEP = object()
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests deeper than MAX_JSON_DEPTH (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def parse_query(schema: Schema) -> dict[str, Any]:

@@ -43,7 +43,10 @@ def install(app: Flask) -> None:
     def _finish(response: Response) -> Response:
         ctx = g._get_current_object()  # type: ignore[attr-defined]
         req = request._get_current_object()  # type: ignore[attr-defined]
-        response.headers["X-Request-Id"] = ctx.get("request_id", "")
+        headers = response.headers
+        headers["X-Request-Id"] = ctx.get("request_id", "")
+        # Bodies are JSON (or our docs page): a browser must never guess otherwise.
+        headers["X-Content-Type-Options"] = "nosniff"
         started = ctx.get("started")
         if started is None:
             return response
