@@ -167,6 +167,9 @@ def test_gunicorns_own_warnings_come_out(databases: DatabaseFactory, tmp_path):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                 s.sendall(b"NOT A REQUEST LINE\r\n\r\n")
                 assert s.recv(1024).startswith(b"HTTP/1.1 400")
+            # A long URL (over gunicorn's default 4 KB request line) gets our problem, not an HTML page.
+            long = requests.get(f"http://127.0.0.1:{port}/api/v1/articles?q={'x' * 6000}", timeout=10)
+            assert long.status_code == 414 and long.headers["Content-Type"] == "application/problem+json"
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -118,7 +118,7 @@ def test_kill_requires_a_reason_and_a_correction_note_needs_a_prior_publication(
     editor = keys.auth(Role.EDITOR)
     aid = create(client, editor)["id"]
     r = post(client, editor, aid, "publish", correction_note="nothing to correct yet")
-    assert r.status_code == 422
+    assert r.status_code == 409 and "published before" in r.get_json()["detail"]
     assert post(client, editor, aid, "publish").status_code == 200
     for body in ({}, {"reason": ""}, {"reason": "   "}):
         r = post(client, editor, aid, "kill", **body)

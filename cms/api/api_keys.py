@@ -16,7 +16,7 @@ from cms.schemas.api_keys import (
     ApiKeyPageSchema,
     ApiKeySchema,
 )
-from cms.schemas.common import PageQuerySchema
+from cms.schemas.common import IdPageQuerySchema
 from cms.services import api_keys, pagination
 from cms.services.actors import Actor
 
@@ -48,7 +48,7 @@ def create_key(actor: Actor, body: dict[str, Any]) -> Response:
     "/api-keys",
     summary="List active API keys (by prefix)",
     role=Role.ADMIN,
-    query=PageQuerySchema(),
+    query=IdPageQuerySchema(),
     responses={200: ("A page of keys", page_schema)},
 )
 def list_keys(actor: Actor, query: dict[str, Any]) -> Response:

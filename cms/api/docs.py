@@ -1,6 +1,7 @@
 """Interactive API documentation (Swagger UI) at ``/api/v1/docs``, fully offline.
 
-The assets come from the installed ``swagger-ui-bundle`` package and are served
+The assets (Swagger UI 5, which reads OpenAPI 3.1) come from the installed
+``swagger-ui-py`` package and are served
 by the app itself: no CDN, so the page works on an air-gapped newsroom network.
 The page has no inline script, so it runs under a strict Content-Security-Policy.
 """
@@ -8,9 +9,10 @@ The page has no inline script, so it runs under a strict Content-Security-Policy
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, send_from_directory, url_for
-from swagger_ui_bundle import swagger_ui_path
+from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
 bp = Blueprint("docs", __name__)
+STATIC = str(SWAGGER_UI_PY_ROOT / "static")
 
 ASSETS = frozenset(
     {
@@ -84,5 +86,5 @@ def init() -> Response:
 def asset(name: str) -> Response:
     if name not in ASSETS:
         abort(404)
-    response = send_from_directory(swagger_ui_path, name, max_age=86400)
+    response = send_from_directory(STATIC, name, max_age=86400)
     return _secured(response)

@@ -69,7 +69,9 @@ def route(
         implied |= {400, 422}
     if "<" in rule:
         implied.add(404)
-    implied.add(503)
+    if any(h["name"] == "If-Match" for h in headers):
+        implied |= {400, 412, 428}  # malformed, stale, missing
+    implied |= {414, 503}
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(
@@ -289,6 +291,18 @@ def if_match_versions() -> set[int]:
     return versions
 
 
+MAX_URL_BYTES = 4096  # under gunicorn's request-line limit (cms.gunicorn_conf), so the answer is ours
+
+
+def refuse_long_urls() -> None:
+    """``before_request``: a 414 problem rather than a server's HTML page."""
+    environ = request.environ
+    if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_URL_BYTES:
+        raise ApiError(
+            414, "uri-too-long", "URL too long", f"Keep the path and query under {MAX_URL_BYTES} bytes."
+        )
+
+
 def not_modified(etag: str) -> Response | None:
     """304 when ``If-None-Match`` already names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
     if "HTTP_IF_NONE_MATCH" not in request.environ:
@@ -302,8 +316,8 @@ IF_MATCH_HEADER = {
     "name": "If-Match",
     "in": "header",
     "required": True,
-    "description": 'ETag of the version you edited, e.g. `"v3"`.',
-    "schema": {"type": "string"},
+    "description": 'ETag of the version you edited, as GET gave it, e.g. `"v3.6262a4f1c2e10"` (or `"v3"`).',
+    "schema": {"type": "string", "pattern": r'^"v[0-9]{1,9}(\.[0-9a-f]{1,16})?"$'},
 }
 ETAG_RESPONSE_HEADER = {
     "ETag": {"description": "The latest version and the article's last change", "schema": {"type": "string"}}

@@ -8,11 +8,11 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify
-from marshmallow import Schema
+from marshmallow import Schema, fields, validate
 
 from cms.api.http import Operation
 from cms.api.problems import PROBLEM_JSON
-from cms.schemas.common import ProblemSchema
+from cms.schemas.common import NonBlank, ProblemSchema, Str
 
 bp = Blueprint("openapi", __name__)
 
@@ -24,6 +24,7 @@ ERROR_TITLES = {
     409: "Conflicts with the article's state or another article",
     412: "If-Match names a version that is no longer the latest",
     413: "Request body too large",
+    414: "URL too long",
     415: "Body is not JSON",
     422: "Validation failed (each bad field listed)",
     428: "If-Match header required",
@@ -54,12 +55,36 @@ def _schema_name(schema: Schema) -> str:
     return name[:-6] if name.endswith("Schema") else name
 
 
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"  # and something that is not white space
+
+
+def _str_pattern(converter: Any, field: Any, **_kwargs: Any) -> dict[str, Any]:
+    """What our ``Str`` and ``NonBlank`` refuse, as a pattern: NUL characters (the
+    databases cannot store them) and, where asked, nothing but white space."""
+    if not isinstance(field, Str) or any(isinstance(v, validate.Regexp) for v in field.validators):
+        return {}
+    if any(isinstance(v, NonBlank) for v in field.validators):
+        return {"pattern": NOT_BLANK}
+    return {"pattern": NO_NUL}
+
+
+def _property_names(converter: Any, field: Any, **_kwargs: Any) -> dict[str, Any]:
+    """A dict's keys are validated too (header names): publish that as ``propertyNames``."""
+    if isinstance(field, fields.Dict) and field.key_field is not None:
+        return {"propertyNames": converter.field2property(field.key_field)}
+    return {}
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
+    plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec(
         title="Newsroom CMS API",
         version="1.0.0",
-        openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+        # 3.1 (JSON Schema 2020-12): a nullable nested object is "anyOf: [$ref, null]" and a
+        # dict's keys can be described (propertyNames); 3.0 can say neither.
+        openapi_version="3.1.0",
+        plugins=[plugin],
         info={
             "description": "Authoring API (versioned articles, editorial states) and the webhook "
             "engine's administration (subscriptions, deliveries, events). Authenticate with "
@@ -67,6 +92,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
         },
         servers=[{"url": "/"}],
     )
+    plugin.converter.add_attribute_function(_str_pattern)  # type: ignore[union-attr]
+    plugin.converter.add_attribute_function(_property_names)  # type: ignore[union-attr]
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Problem", schema=ProblemSchema)
 
@@ -94,8 +121,9 @@ def build_spec(app: Flask) -> dict[str, Any]:
         if op.query is not None:
             operation["parameters"].append({"in": "query", "schema": op.query})
         if op.body is not None:
+            # An empty body is read as {}: the body is only required when a field is.
             operation["requestBody"] = {
-                "required": True,
+                "required": any(f.required for f in op.body.fields.values()),
                 "content": {"application/json": {"schema": op.body}},
             }
         for status, (description, schema) in op.responses.items():

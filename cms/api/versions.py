@@ -18,7 +18,7 @@ from cms.api.http import (
 )
 from cms.extensions import db
 from cms.models import Role
-from cms.schemas.common import PageQuerySchema
+from cms.schemas.common import NumberPageQuerySchema
 from cms.schemas.versions import (
     ChainReportSchema,
     DiffQuerySchema,
@@ -46,7 +46,7 @@ VERSION_RULE = "/articles/<uuid:article_id>/versions/<int(min=1, max=2147483647)
     "/articles/<uuid:article_id>/versions",
     summary="List an article's versions",
     role=Role.READER,
-    query=PageQuerySchema(),
+    query=NumberPageQuerySchema(),
     responses={200: ("Versions, oldest first", version_page_schema)},
 )
 def list_versions(actor: Actor, article_id: uuid.UUID, query: dict[str, Any]) -> Response:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
-from cms.schemas.common import MaxBytes, NonBlank, PageQuerySchema, Str, StrictSchema, UTCDateTime
+from cms.schemas.common import HTTP_URL, MaxBytes, NonBlank, PageQuerySchema, Str, StrictSchema, UTCDateTime
 from cms.services.slugs import MAX_SLUG_LENGTH, SLUG_PATTERN
 
 BODY_MAX_BYTES = 2 * 1024 * 1024
@@ -16,7 +16,11 @@ BCP47 = r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$"
 
 
 class LeadImageSchema(StrictSchema):
-    url = fields.Url(required=True, schemes={"http", "https"}, validate=validate.Length(max=2000))
+    url = Str(
+        required=True,
+        validate=[validate.Length(max=2000), validate.Regexp(HTTP_URL, error="Must be an http(s) URL.")],
+        metadata={"description": "http(s) URL of the image."},
+    )
     caption = Str(allow_none=True, validate=validate.Length(max=2000))
     credit = Str(allow_none=True, validate=validate.Length(max=300))
     alt_text = Str(allow_none=True, validate=validate.Length(max=1000))
@@ -76,14 +80,9 @@ class ArticleCreateSchema(ArticleFieldsSchema):
 
 
 class ArticleUpdateSchema(ArticleFieldsSchema):
-    """Partial update: send only the fields that change."""
+    """Partial update: send only the fields that change (nothing, or no change: no new version)."""
 
     headline = Str(validate=[validate.Length(min=1, max=300), NonBlank()])
-
-    @validates_schema
-    def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not any(k != "message" for k in data):
-            raise ValidationError("Send at least one field to change.", "_schema")
 
 
 class LeadImageOutSchema(Schema):

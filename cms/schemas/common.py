@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from cms.services import pagination
+
+# An absolute http(s) URL with a host, no spaces or control characters. The same
+# expression is the OpenAPI pattern, so the document and the server agree exactly.
+HTTP_URL = r"^https?://[^\x00-\x20/?#]+([/?#][^\x00-\x20]*)?$"
 
 
 class Str(fields.String):
@@ -20,6 +27,19 @@ class Str(fields.String):
         except UnicodeEncodeError:
             raise ValidationError("Must be valid Unicode text.") from None
         return result
+
+
+class WholeNumber(fields.Integer):
+    """An integer in JSON: ``3`` or ``3.0`` (JSON Schema's "integer" admits both), never
+    ``"3"``, ``true`` or ``3.5``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
 
 
 class UTCDateTime(fields.AwareDateTime):
@@ -59,16 +79,32 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+def cursor_field(*kinds: type) -> fields.Field:
+    return Str(
+        validate=validate.Regexp(pagination.pattern(*kinds), error="Not a cursor this API returns."),
+        metadata={"description": "`next_cursor` from the previous page."},
+    )
+
+
 class PageQuerySchema(StrictSchema):
     limit = fields.Integer(
         load_default=20,
         validate=validate.Range(min=1, max=100),
         metadata={"description": "Page size (1-100)."},
     )
-    cursor = Str(
-        validate=validate.Length(min=1, max=500),
-        metadata={"description": "`next_cursor` from the previous page."},
-    )
+    cursor = cursor_field(datetime, uuid.UUID)
+
+
+class IdPageQuerySchema(PageQuerySchema):
+    """Lists ordered by id alone."""
+
+    cursor = cursor_field(uuid.UUID)
+
+
+class NumberPageQuerySchema(PageQuerySchema):
+    """Lists ordered by a number (versions)."""
+
+    cursor = cursor_field(int)
 
 
 class FieldErrorSchema(Schema):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from cms.schemas.articles import ArticleSchema
-from cms.schemas.common import NonBlank, Str, StrictSchema
+from cms.schemas.common import NonBlank, Str, StrictSchema, WholeNumber
 
 
 class PublishSchema(StrictSchema):
-    version = fields.Integer(
-        strict=True,
+    version = WholeNumber(
         validate=validate.Range(min=1, max=2**31 - 1),
         metadata={"description": "Version to publish; default the latest."},
     )

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from cms.schemas.common import NonBlank, PageQuerySchema, Str, StrictSchema, UTCDateTime
-from cms.services.subscriptions import EVENT_TYPE_PATTERNS
+from cms.schemas.common import (
+    HTTP_URL,
+    NonBlank,
+    PageQuerySchema,
+    Str,
+    StrictSchema,
+    UTCDateTime,
+    WholeNumber,
+)
+from cms.services.subscriptions import EVENT_TYPE_PATTERNS, HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN
 
 FORMATS = ("json", "ninjs")
 
@@ -21,7 +29,10 @@ def _names(max_items: int, max_len: int, description: str) -> fields.List:
 class SubscriptionFieldsSchema(StrictSchema):
     url = Str(
         required=True,
-        validate=validate.Length(min=1, max=2048),
+        validate=[
+            validate.Length(min=1, max=2048),
+            validate.Regexp(HTTP_URL, error="Must be an http(s) URL."),
+        ],
         metadata={"description": "http(s) URL; must resolve to a public address (SSRF guard)."},
     )
     description = Str(allow_none=True, validate=validate.Length(max=500))
@@ -38,14 +49,22 @@ class SubscriptionFieldsSchema(StrictSchema):
         metadata={"description": "`json` (our article JSON) or `ninjs` (IPTC ninjs 2.1). Default `json`."},
     )
     headers = fields.Dict(
-        keys=Str(validate=validate.Length(min=1, max=100)),
-        values=Str(validate=validate.Length(max=1000)),
+        keys=Str(
+            validate=validate.Regexp(
+                HEADER_NAME_PATTERN, error="A header name (a token), not one the delivery engine sets."
+            )
+        ),
+        values=Str(
+            validate=[
+                validate.Length(max=1000),
+                validate.Regexp(HEADER_VALUE_PATTERN, error="No line breaks or NUL characters."),
+            ]
+        ),
         validate=validate.Length(max=20),
         metadata={"description": "Static headers sent with every webhook (not webhook-*)."},
     )
     enabled = fields.Boolean(metadata={"description": "Disabled subscriptions keep their deliveries queued."})
-    max_in_flight = fields.Integer(
-        strict=True,
+    max_in_flight = WholeNumber(
         validate=validate.Range(min=1, max=100),
         metadata={"description": "Concurrent requests to this endpoint at most (default 4)."},
     )
@@ -56,7 +75,12 @@ class SubscriptionCreateSchema(SubscriptionFieldsSchema):
 
 
 class SubscriptionUpdateSchema(SubscriptionFieldsSchema):
-    url = Str(validate=validate.Length(min=1, max=2048))
+    url = Str(
+        validate=[
+            validate.Length(min=1, max=2048),
+            validate.Regexp(HTTP_URL, error="Must be an http(s) URL."),
+        ]
+    )
 
 
 class SubscriptionSchema(Schema):

@@ -60,9 +60,10 @@ def publish(
         data["previous_version"] = article.published_version
     else:
         if correction_note and article.first_published_at is None:
-            raise Unprocessable(
+            # The article's state refuses it (as an illegal transition does): 409, not 422.
+            raise InvalidTransition(
                 "A correction note applies only to an article that has been published before.",
-                field="correction_note",
+                state=article.state,
             )
         event_type = EventType.PUBLISHED
     if correction_note:
