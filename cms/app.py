@@ -78,7 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     app.extensions["cms_read_pool"] = read_pool(url, application_name=f"cms-{role}-reads")
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            configure_sqlite(db.engine)
+            configure_sqlite(db.engine, durable=settings["CMS_DB_SYNCHRONOUS_COMMIT"])
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
     from cms.api.render_cache import RenderCache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
@@ -124,26 +125,38 @@ def read_pool(url: str, application_name: str = "cms") -> ReadPool | None:
     return ReadPool(url, application_name=application_name) if url.startswith("postgresql") else None
 
 
-def configure_sqlite(engine: Engine) -> None:
-    """WAL, foreign keys, and ``BEGIN IMMEDIATE`` for every transaction.
+# Whether transactions begun in this context may write. Requests that only read
+# (GET, HEAD) set it False: on SQLite they then begin DEFERRED and read from a WAL
+# snapshot, never queueing behind a writer.
+may_write: ContextVar[bool] = ContextVar("cms_may_write", default=True)
+
+
+def configure_sqlite(engine: Engine, *, durable: bool = True) -> None:
+    """WAL, foreign keys, and ``BEGIN IMMEDIATE`` for every transaction that may write.
 
     pysqlite's own transaction handling starts transactions late and breaks
     savepoints; taking the write lock at ``BEGIN`` means a read-then-write
     transaction can never fail on a stale snapshot, and writers simply queue
     (busy timeout) instead of erroring. SQLite ignores ``FOR UPDATE``, so
-    this is also what serialises two editors saving one article.
+    this is also what serialises two editors saving one article. Read-only
+    requests (``may_write`` False) begin DEFERRED instead: WAL readers do not wait.
+
+    ``durable``: ``synchronous=FULL``, so an acknowledged commit survives a power
+    loss (in WAL mode NORMAL may lose the last ones). Workers pass False, as they
+    turn off synchronous_commit on PostgreSQL: what they write can be redone.
     """
+    synchronous = "FULL" if durable else "NORMAL"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if may_write.get() else "BEGIN")

@@ -127,3 +127,41 @@ def test_cms_up_runs_everything_embedded_and_keeps_its_data(tmp_path):
     finally:
         assert interrupt(second) == 0
         receiver.close()
+
+
+def test_cms_up_serves_with_keep_alive_and_logs_each_request_once(tmp_path):
+    """A production WSGI server (gunicorn, gthread): connections are kept alive, and each
+    request makes exactly one access line, plain JSON (no colour codes, no second line)."""
+    import http.client
+
+    port = free_port()
+    log = tmp_path / "up.log"
+    proc = start(tmp_path, port, log)
+    try:
+        wait_ready(proc, log, port)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        ids = [f"probe{n}{os.getpid()}" for n in range(3)]
+        sockets = set()
+        for request_id in ids:
+            conn.request("GET", "/healthz", headers={"X-Request-Id": request_id})
+            response = conn.getresponse()
+            assert response.status == 200 and response.getheader("Connection", "").lower() != "close"
+            response.read()
+            sockets.add(id(conn.sock))
+        assert len(sockets) == 1  # all three on one connection
+        conn.close()
+
+        def logged() -> str:
+            return log.read_text(errors="replace")
+
+        deadline = time.monotonic() + 20
+        while not all(request_id in logged() for request_id in ids):
+            assert time.monotonic() < deadline, logged()[-2000:]
+            time.sleep(0.1)
+        text = logged()
+        for request_id in ids:
+            assert text.count(request_id) == 1, request_id
+        assert "\x1b[" not in text
+        assert "WARNING: This is a development server" not in text
+    finally:
+        assert interrupt(proc) == 0

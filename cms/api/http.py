@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from marshmallow import Schema
 
 from cms.api.problems import ApiError
 from cms.broker import RELAY_TASK, SWEEP_TASK, Nudger
+from cms.db import may_write
 from cms.extensions import db
 from cms.models import Role
 from cms.services import api_keys
@@ -301,6 +302,25 @@ def refuse_long_urls() -> None:
         raise ApiError(
             414, "uri-too-long", "URL too long", f"Keep the path and query under {MAX_URL_BYTES} bytes."
         )
+
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def install_read_only_requests(app: Flask) -> None:
+    """Requests that cannot write say so to the database layer (``cms.db.may_write``):
+    on SQLite their transactions begin DEFERRED and never wait for a writer."""
+
+    @app.before_request
+    def _read_only() -> None:
+        if request.environ["REQUEST_METHOD"] in READ_ONLY_METHODS:
+            g.may_write_token = may_write.set(False)
+
+    @app.teardown_request
+    def _done(_exc: BaseException | None) -> None:
+        token = g.pop("may_write_token", None)
+        if token is not None:
+            may_write.reset(token)
 
 
 def not_modified(etag: str) -> Response | None:

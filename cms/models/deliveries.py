@@ -28,6 +28,7 @@ class DeliveryStatus(enum.StrEnum):
 
 OPEN_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.IN_FLIGHT.value)
 
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -66,6 +67,21 @@ class Delivery(Base):
         Index(
             "ix_deliveries_in_flight",
             "subscription_id",
+            postgresql_where=text("status = 'in_flight'"),
+            sqlite_where=text("status = 'in_flight'"),
+        ),
+        # What the claim and sweep look for, on both databases (migration 0007): SQLite
+        # cannot use ix_deliveries_open for "status = 'pending'" (IN does not imply it).
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_deliveries_leases",
+            "lease_expires_at",
             postgresql_where=text("status = 'in_flight'"),
             sqlite_where=text("status = 'in_flight'"),
         ),
