@@ -94,6 +94,9 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Attempt rows of finished deliveries older than this are pruned (hourly, by
     # beat; `cms deliveries prune` by hand). 0 keeps them for ever.
     "CMS_DELIVERY_LOG_DAYS": (90.0, float),
+    # Finished deliveries not changed for this long are deleted with their attempts
+    # (hourly, by beat). Bounds the deliveries table; 0 keeps them for ever.
+    "CMS_DELIVERY_RETENTION_DAYS": (365.0, float),
 }
 
 

@@ -9,9 +9,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
-from cms.models import Delivery, DeliveryAttempt, EventPayload, OutboxEvent, Role, Subscription
+from cms.models import Delivery, DeliveryAttempt, DeliveryCount, EventPayload, OutboxEvent, Role, Subscription
 from cms.services import dispatch, fanout
 from cms.services.dispatch import DeliveryPolicy
 from cms.services.endpoints import STAMP, EndpointCache
@@ -382,3 +382,30 @@ def test_worker_caches_see_every_subscription_change_whatever_its_clock(client, 
     # Deleting (soft) drops it from the cache.
     assert client.delete(f"/api/v1/subscriptions/{first['id']}", headers=admin).status_code == 204
     assert uuid.UUID(first["id"]) not in cache.get(db_session)
+
+
+def test_delivery_counts_kept_by_the_database_match_the_rows(client, db_session, admin, clock):
+    """The counters behind `cms deliveries status` follow every insert, outcome and delete."""
+
+    def counted() -> dict[str, int]:
+        rows = db_session.execute(
+            select(DeliveryCount.status, func.sum(DeliveryCount.n)).group_by(DeliveryCount.status)
+        )
+        return {status: int(n) for status, n in rows if int(n)}
+
+    def actual() -> dict[str, int]:
+        return dict(db_session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+
+    for _ in range(3):
+        subscribe(client, admin)
+    for _ in range(4):
+        published(client, admin)
+    jobs = ready(db_session, clock)
+    assert counted() == actual() and actual()["in_flight"] == len(jobs)
+    statuses = [200, 500, 410] + [200] * (len(jobs) - 3)
+    record(db_session, clock, [outcome(j, clock, s) for j, s in zip(jobs, statuses, strict=True)])
+    db_session.commit()
+    assert counted() == actual()
+    db_session.execute(delete(DeliveryAttempt))
+    db_session.execute(delete(Delivery).where(Delivery.status == "succeeded"))
+    assert counted() == actual() and "succeeded" not in counted()

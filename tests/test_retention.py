@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from cms.broker import PRUNE_TASK, RETRIES_QUEUE
 from cms.clock import utcnow
 from cms.extensions import db
-from cms.models import Delivery, DeliveryAttempt, OutboxEvent, Role
+from cms.models import Delivery, DeliveryAttempt, EventPayload, OutboxEvent, Role
 from cms.services import dispatch, fanout, retention
 from cms.services.endpoints import EndpointCache
 from cms.webhooks.schedule import RetryPolicy
@@ -136,3 +136,48 @@ def test_the_scheduled_task_prunes_per_setting_and_is_wired_into_beat(committed_
     assert entry["task"] == PRUNE_TASK and entry["schedule"] == 3600.0
     assert celery.conf.task_routes[PRUNE_TASK]["queue"] == RETRIES_QUEUE
     assert PRUNE_TASK in celery.tasks
+
+
+def test_finished_deliveries_go_after_their_own_retention_period(committed_app):
+    """CMS_DELIVERY_RETENTION_DAYS bounds the deliveries table: finished deliveries not
+    changed for that long go with their attempts (and payloads no delivery uses);
+    open ones and recent ones stay, and so do the events."""
+    app = committed_app
+    _history(app)
+    very_long_ago = utcnow() - timedelta(days=400)
+    with app.app_context():
+        rows = db.session.execute(select(Delivery.id, Delivery.status).order_by(Delivery.created_at)).all()
+        old = [d for d, status in rows if status in ("failed", "pending")] + [
+            next(d for d, status in rows if status == "succeeded")
+        ]
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(old))
+            .values(created_at=very_long_ago, updated_at=very_long_ago)
+        )
+        db.session.commit()
+        payloads_before = db.session.scalar(select(func.count()).select_from(EventPayload))
+
+    dry = json.loads(cli(app, "deliveries", "prune", "--dry-run", "--json"))
+    assert dry["deliveries"] == 2 and dry["deliveries_older_than_days"] == 365
+    # Two batches of one row each must still find both (the walk goes on past the first).
+    with app.app_context():
+        cutoff = utcnow() - timedelta(days=365)
+        deleted, finished = retention.prune_deliveries(
+            db.session, cutoff, commit=db.session.commit, limit=1, max_batches=2
+        )
+        assert deleted == 2
+        deleted, finished = retention.prune_deliveries(db.session, cutoff, commit=db.session.commit)
+        assert (deleted, finished) == (0, True)
+        left = dict(db.session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+        assert left == {"pending": 1, "succeeded": 1}  # the open one (however old) and the recent one
+        assert db.session.scalar(select(func.count()).select_from(OutboxEvent)) == 4
+        assert db.session.scalar(select(func.count()).select_from(EventPayload)) == payloads_before - 2
+        orphans = db.session.scalar(
+            select(func.count())
+            .select_from(DeliveryAttempt)
+            .where(~DeliveryAttempt.delivery_id.in_(select(Delivery.id)))
+        )
+        assert orphans == 0
+    status = json.loads(cli(app, "deliveries", "status", "--json"))["by_status"]
+    assert status["failed"] == 0 and status["succeeded"] == 1 and status["pending"] == 1

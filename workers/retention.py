@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Flask
@@ -19,13 +20,21 @@ MAX_BATCHES = 50
 
 
 def prune(app: Flask) -> int:
-    days = float(app.config["CMS_DELIVERY_LOG_DAYS"])
+    """Attempt rows past CMS_DELIVERY_LOG_DAYS, then finished deliveries past
+    CMS_DELIVERY_RETENTION_DAYS. Logs only when something was deleted."""
+    attempts = _prune(app, "CMS_DELIVERY_LOG_DAYS", retention.prune_attempts, "delivery attempt(s)")
+    deliveries = _prune(app, "CMS_DELIVERY_RETENTION_DAYS", retention.prune_deliveries, "finished deliveries")
+    return attempts + deliveries
+
+
+def _prune(app: Flask, setting: str, prune_fn: Callable[..., tuple[int, bool]], what: str) -> int:
+    days = float(app.config[setting])
     if days <= 0:
         return 0
     cutoff = utcnow() - timedelta(days=days)
     with app.app_context():
         try:
-            deleted, finished = retention.prune_attempts(
+            deleted, finished = prune_fn(
                 db.session, cutoff, commit=db.session.commit, max_batches=MAX_BATCHES
             )
         except Exception:
@@ -33,8 +42,9 @@ def prune(app: Flask) -> int:
             raise
     if deleted:
         log.info(
-            "pruned %d delivery attempt(s) older than %s days%s",
+            "pruned %d %s older than %s days%s",
             deleted,
+            what,
             f"{days:g}",
             "" if finished else " (more next run)",
             extra={"deleted": deleted, "finished": finished},

@@ -7,6 +7,7 @@ from cms.models.deliveries import (
     OPEN_STATUSES,
     Delivery,
     DeliveryAttempt,
+    DeliveryCount,
     DeliveryStatus,
     EventPayload,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Base",
     "Delivery",
     "DeliveryAttempt",
+    "DeliveryCount",
     "DeliveryStatus",
     "EventPayload",
     "IdempotencyRecord",

@@ -12,7 +12,17 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cms.models.base import Base
@@ -85,7 +95,9 @@ class Delivery(Base):
             postgresql_where=text("status = 'in_flight'"),
             sqlite_where=text("status = 'in_flight'"),
         ),
-        # The delivery log.
+        # The delivery log, newest first: all, or by status (migration 0008).
+        Index("ix_deliveries_created_id", "created_at", "id"),
+        Index("ix_deliveries_status_created_id", "status", "created_at", "id"),
         Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
         Index("ix_deliveries_article_id", "article_id"),
     )
@@ -139,3 +151,14 @@ class EventPayload(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbox_events.id"), primary_key=True)
     format: Mapped[str] = mapped_column(String(16), primary_key=True)
     body: Mapped[str] = mapped_column(Text)
+
+
+class DeliveryCount(Base):
+    """How many deliveries are in each status, kept by database triggers (migration
+    0008) in shards that concurrent writers fill independently: sum ``n`` by status."""
+
+    __tablename__ = "delivery_counts"
+
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
