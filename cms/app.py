@@ -84,7 +84,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     from cms.api.render_cache import RenderCache
     from cms.services.api_keys import ActorCache
 
-    app.extensions["cms_auth_cache"] = ActorCache(ttl=settings["CMS_AUTH_CACHE_SECONDS"])
+    app.extensions["cms_auth_cache"] = ActorCache(
+        ttl=settings["CMS_AUTH_CACHE_SECONDS"], max_entries=settings["CMS_AUTH_CACHE_ENTRIES"]
+    )
     app.extensions["cms_render_cache"] = RenderCache(max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20))
     if settings["CMS_BROKER_URL"]:
         from cms.broker import Nudger

@@ -50,8 +50,10 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # How long a process may keep trusting a key it has verified; revocation
     # reaches other processes within this time (0 disables the cache).
     "CMS_AUTH_CACHE_SECONDS": (5.0, float),
+    "CMS_AUTH_CACHE_ENTRIES": (10_000, _int),  # verified keys a process remembers at most
     # Per-process memory for serialised article bodies (0 disables).
     "CMS_RENDER_CACHE_MB": (16.0, float),
+    "CMS_WORKER_BODY_CACHE_MB": (16.0, float),  # rendered payloads a worker process keeps
     "CMS_SQL_ECHO": (False, _bool),
     # Wait for the WAL flush on commit. The workers turn it off for their own
     # transactions (see cms.db.engine_options); leave it on for the API.

@@ -31,6 +31,8 @@ class Metrics:
     events_relayed: Counter
     worker_thread_up: Gauge
     worker_thread_errors: Counter
+    cache_bytes: Gauge
+    cache_entries: Gauge
 
 
 @cache
@@ -61,6 +63,11 @@ def get() -> Metrics:
         ),
         worker_thread_errors=Counter(
             "cms_worker_thread_errors", "Errors a worker thread recovered from", ["thread"]
+        ),
+        # Summed over the live processes: what the caches hold in all (cms.caches).
+        cache_bytes=Gauge("cms_cache_bytes", "Bytes held by a cache", ["cache"], multiprocess_mode="livesum"),
+        cache_entries=Gauge(
+            "cms_cache_entries", "Entries in a cache", ["cache"], multiprocess_mode="livesum"
         ),
     )
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+from prometheus_client import REGISTRY
 
 from cms.api.render_cache import RenderCache
 from cms.services.article_reads import ArticleView
@@ -47,7 +50,35 @@ def test_bounded_by_bytes_least_recently_used_first():
     huge = _view(id=uuid.UUID(int=99))
     assert cache.body(huge, lambda item: b"y" * 5_000) == b"y" * 5_000  # too big to keep
     assert cache.size <= 8_000
-    assert all(len(body) == 1_000 for body in cache._bodies.values())
+    assert all(len(body) == 1_000 for body in cache._bodies._cache.values())
+    # The oldest went first; the most recent stayed; and the metrics say how much is held.
+    renders: list[int] = []
+    cache.body(views[-1], lambda item: renders.append(1) or b"z")
+    cache.body(views[0], lambda item: renders.append(0) or b"x" * 1_000)
+    assert renders == [0]
+    assert REGISTRY.get_sample_value("cms_cache_bytes", {"cache": "article-bodies"}) == cache.size
+
+
+def test_caches_are_safe_to_share_between_threads():
+    """gthread workers share one cache: many threads reading and evicting at once."""
+    cache = RenderCache(max_bytes=20_000)
+    views = [_view(id=uuid.UUID(int=n)) for n in range(200)]
+    errors: list[BaseException] = []
+
+    def hammer(offset: int) -> None:
+        try:
+            for i in range(2_000):
+                v = views[(i * 7 + offset) % len(views)]
+                assert cache.body(v, lambda item: str(item.id).encode() * 20) == str(v.id).encode() * 20
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and cache.size <= 20_000
 
 
 def test_the_fast_renderer_equals_the_article_schema():

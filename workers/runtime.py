@@ -64,7 +64,9 @@ class Runtime:
         self.config = app.config
         self.policy = dispatch.policy(app.config)
         self.endpoints = EndpointCache()
-        self.bodies = dispatch.BodyCache()
+        self.bodies = dispatch.BodyCache(
+            max_bytes=int(float(app.config["CMS_WORKER_BODY_CACHE_MB"]) * 2**20), name="webhook-bodies"
+        )
         self.batch = int(app.config["CMS_WEBHOOK_BATCH"])
         self._send_task = send_task
         self.loop = asyncio.new_event_loop()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
+from cms.caches import ByteLRU
 from cms.services.article_reads import ArticleView
 
 
@@ -14,13 +13,16 @@ class RenderCache:
 
     Versions are immutable and every state change moves ``updated_at``, so a
     key names exactly one representation: an entry can never be stale. Bounded
-    by bytes (bodies can be megabytes), least recently used out first.
+    by bytes (``CMS_RENDER_CACHE_MB``; bodies can be megabytes), least recently
+    used out first, safe to share between a gthread worker's threads.
     """
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._bodies = ByteLRU("article-bodies", max_bytes)
+
+    @property
+    def size(self) -> int:
+        return self._bodies.size
 
     def body(self, item: ArticleView, render: Callable[[ArticleView], bytes]) -> bytes:
         key = (
@@ -33,14 +35,7 @@ class RenderCache:
             item.kill_reason,
         )
         body = self._bodies.get(key)
-        if body is not None:
-            self._bodies.move_to_end(key)
-            return body
-        body = render(item)
-        if len(body) * 8 <= self.max_bytes:  # one huge article must not evict everything
-            self._bodies[key] = body
-            self.size += len(body)
-            while self.size > self.max_bytes:
-                _key, old = self._bodies.popitem(last=False)
-                self.size -= len(old)
+        if body is None:
+            body = render(item)
+            self._bodies.put(key, body)
         return body

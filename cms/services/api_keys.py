@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 import uuid
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cms.caches import ExpiringMemo
 from cms.clock import utcnow
 from cms.models import ApiKey, Role
 from cms.services.actors import Actor
@@ -59,7 +59,7 @@ def create(session: Session, *, name: str, role: Role, raw: str | None = None) -
     return key, raw
 
 
-class ActorCache:
+class ActorCache(ExpiringMemo):
     """Per-process memo of recent successful authentications.
 
     Saves a query on every request. A key revoked through this process is
@@ -68,28 +68,7 @@ class ActorCache:
     """
 
     def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[Actor, float]] = {}
-
-    def get(self, key_hash: str) -> Actor | None:
-        entry = self._entries.get(key_hash)
-        if entry is None:
-            return None
-        if entry[1] < time.monotonic():
-            self._entries.pop(key_hash, None)
-            return None
-        return entry[0]
-
-    def put(self, key_hash: str, actor: Actor) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[key_hash] = (actor, time.monotonic() + self.ttl)
-
-    def forget(self, key_hash: str) -> None:
-        self._entries.pop(key_hash, None)
+        super().__init__("api-keys", ttl, max_entries)
 
 
 def authenticate(session: Session, raw: str, cache: ActorCache | None = None) -> Actor | None:

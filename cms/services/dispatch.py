@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from cms.caches import ByteLRU
 from cms.events import outbox
 from cms.events.outbox import EventType
 from cms.models import (
@@ -59,29 +60,13 @@ class DeliveryPolicy:
     rng: random.Random | None = None
 
 
-class BodyCache:
+class BodyCache(ByteLRU):
     """Recently rendered payloads by (event id, format), so a worker sending a
-    batch another process claimed does not read the same body again for each."""
+    batch another process claimed does not read the same body again for each.
+    The worker's own is named (metrics) and sized by CMS_WORKER_BODY_CACHE_MB."""
 
-    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._items: OrderedDict[tuple[uuid.UUID, str], bytes] = OrderedDict()
-
-    def get(self, key: tuple[uuid.UUID, str]) -> bytes | None:
-        body = self._items.get(key)
-        if body is not None:
-            self._items.move_to_end(key)
-        return body
-
-    def put(self, key: tuple[uuid.UUID, str], body: bytes) -> None:
-        if key in self._items or len(body) > self.max_bytes // 4:
-            return
-        self._items[key] = body
-        self.size += len(body)
-        while self.size > self.max_bytes:
-            _key, old = self._items.popitem(last=False)
-            self.size -= len(old)
+    def __init__(self, max_bytes: int = 4 * 2**20, name: str | None = None) -> None:
+        super().__init__(name, max_bytes)
 
 
 def policy(config: Mapping[str, Any]) -> DeliveryPolicy:
