@@ -119,16 +119,12 @@ def test_claim_sweep_and_lease_expiry_use_indexes_not_scans(sqlite_app):
 
     plans = _plans_of(sqlite_app, work)
     assert len(plans) >= 4
+    # A walk of a partial index (open, due, in-flight rows) is bounded by the work to do;
+    # a walk of the table or of an index over every delivery grows with the history.
+    partial = ("ix_deliveries_due", "ix_deliveries_leases", "ix_deliveries_in_flight", "ix_deliveries_open")
     for statement, plan in plans:
         if "deliveries" not in statement:
             continue
-        scans = [
-            line for line in plan if re.match(r"SCAN (deliveries|earlier)\b", line) and "INDEX" not in line
-        ]
-        assert not scans, (statement, plan)
-        # A scan over a whole index of the table (the delivery log's) is no better.
-        assert not [
-            line for line in plan if "ix_deliveries_subscription_created" in line and line.startswith("SCAN")
-        ], plan
-    joined = "\n".join(line for _s, plan in plans for line in plan)
-    assert "ix_deliveries_due" in joined and "ix_deliveries_leases" in joined
+        for line in plan:
+            if re.match(r"SCAN (deliveries|earlier)\b", line):
+                assert any(name in line for name in partial), (line, statement)
