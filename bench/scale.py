@@ -204,11 +204,8 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     print(f"[{kind}] database {name}; logs in {logs}", flush=True)
     try:
         cms(env, "db", "upgrade")
-        loaded = (
-            load_history(plain_url, args.deliveries) if kind == "big" else {"rows": {}, "old_partner": None}
-        )
-        if kind == "big":
-            print(f"[big] history loaded in {loaded['seconds']} s: {loaded['rows']}", flush=True)
+        loaded = load_history(plain_url, args.deliveries if kind == "big" else SMALL_HISTORY)
+        print(f"[{kind}] history loaded in {loaded['seconds']} s: {loaded['rows']}", flush=True)
         key = cms(env, "create-api-key", "--role", "admin", "--name", "bench").strip().splitlines()[-1]
         sink_port, api_port = free_port(), free_port()
         procs.append(
