@@ -110,7 +110,9 @@ class Runtime:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(dsn, autocommit=True, application_name="cms-worker-listener") as conn:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            self.threads["outbox-listener"].recovered()  # this step only returns when stopping
+            state = self.threads.get("outbox-listener")  # (not yet there on the very first call)
+            if state is not None:
+                state.recovered()  # this step only returns when stopping
             self._wake.set()  # catch up on whatever committed while we were not listening
             while not self._stopping.is_set():
                 for _notify in conn.notifies(timeout=1.0):
