@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscriptions", type=int, default=10)
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--pg-dsn", default=ADMIN_DSN)
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="CMS_X=VALUE", help="e.g. CMS_RENDER_CACHE_MB=2"
+    )
     args = parser.parse_args(argv)
 
     name = f"cms_soak_{secrets.token_hex(3)}"
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             "CMS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "CMS_VAR_DIR": str(logs / "var"),
             "CMS_ACCESS_LOG": "false",
+            **dict(item.split("=", 1) for item in args.setting),
         }
     )
     procs: dict[str, subprocess.Popen[bytes]] = {}
