@@ -225,8 +225,8 @@ class Connection:
 
 
 def etag_version(reply: Reply) -> int:
-    """``ETag: "v7"`` -> 7."""
-    return int(reply.headers["etag"].strip('"').removeprefix("v"))
+    """``ETag: "v7.<last change>"`` (or ``"v7"``) -> 7."""
+    return int(reply.headers["etag"].strip('"').removeprefix("v").split(".", 1)[0])
 
 
 # --------------------------------------------------------------------------- load phases
