@@ -38,7 +38,7 @@ def register_api(app: Flask) -> None:
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     app.register_blueprint(health.bp)
     observability.install(app)
-    from cms.api.http import install_read_only_requests, refuse_long_urls
+    from cms.api.guards import install_read_only_requests, refuse_long_urls
 
     app.before_request(refuse_long_urls)
     install_read_only_requests(app)

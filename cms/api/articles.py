@@ -8,17 +8,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, json, request
 
-from cms.api.http import (
+from cms.api.conditional import (
     ETAG_RESPONSE_HEADER,
     IF_MATCH_HEADER,
     IF_NONE_MATCH_HEADER,
-    commit,
     if_match_versions,
     not_modified,
-    read_only,
-    respond,
-    route,
 )
+from cms.api.http import commit, read_only, respond, route
 from cms.api.problems import ApiError
 from cms.api.render_cache import RenderCache
 from cms.extensions import db

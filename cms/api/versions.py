@@ -8,14 +8,8 @@ from typing import Any
 from flask import Blueprint, Response
 
 from cms.api.articles import article_response, article_schema
-from cms.api.http import (
-    ETAG_RESPONSE_HEADER,
-    IF_MATCH_HEADER,
-    commit,
-    if_match_versions,
-    respond,
-    route,
-)
+from cms.api.conditional import ETAG_RESPONSE_HEADER, IF_MATCH_HEADER, if_match_versions
+from cms.api.http import commit, respond, route
 from cms.extensions import db
 from cms.models import Role
 from cms.schemas.common import NumberPageQuerySchema
