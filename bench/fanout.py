@@ -13,7 +13,8 @@ One run, on this machine (see bench/README.md):
 * latency from the publish request to the first delivery, over 200 publishes;
 * the ceiling: a bare aiohttp loop in this process posting the same signed
   payloads to the same sink (no database, no broker);
-* the naive design: one Celery task per delivery doing ``requests.post``;
+* the naive design: one Celery task per delivery doing ``requests.post``, and
+  its single hop (enqueue -> arrival) as the latency baseline;
 * isolation: N = 1,000 with 10% of the endpoints hanging until the 15 s
   timeout; the rate at which the healthy 90% get theirs.
 
@@ -48,15 +49,15 @@ from psycopg import sql
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 from authoring import ADMIN_DSN, BIN, HOST, ROOT, admin_execute, cms, database_url, free_port  # noqa: E402
-
-from cms.webhooks.signing import secret_key, signature  # noqa: E402
+from standardwebhooks.webhooks import Webhook  # noqa: E402
 
 RESULTS_DIR = BENCH_DIR / "results"
 REDIS_URL = os.environ.get("CMS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-TARGET_VS_BARE = 0.5
+TARGET_VS_BARE = 0.8
 TARGET_VS_NAIVE = 10.0
-TARGET_P50_MS = 15.0
-TARGET_P99_MS = 50.0
+# publish -> first delivery against one naive Celery hop (enqueue -> requests.post arrival)
+TARGET_P50_VS_HOP = 2.5
+TARGET_P99_VS_HOP = 5.0
 TARGET_HANG_RATIO = 0.8
 
 
@@ -252,8 +253,8 @@ def first_delivery_latency(api: Api, sink: Sink, count: int, n: int) -> dict[str
     }
 
 
-def signed_jobs(db_url: str, n: int) -> list[tuple[str, str, bytes, bytes]]:
-    """(url, event id, body, key) for the latest event's N deliveries, as the engine sent them."""
+def signed_jobs(db_url: str, n: int) -> list[tuple[str, str, bytes, Webhook]]:
+    """(url, event id, body, signer) for the latest event's N deliveries, as the engine sent them."""
     with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         rows = conn.execute(
             """SELECT s.url, d.event_id::text, p.body, s.secret
@@ -262,21 +263,21 @@ def signed_jobs(db_url: str, n: int) -> list[tuple[str, str, bytes, bytes]]:
                WHERE d.event_id = (SELECT event_id FROM deliveries ORDER BY created_at DESC LIMIT 1)"""
         ).fetchall()
     assert len(rows) == n, (len(rows), n)
-    return [(url, eid, body.encode(), secret_key(secret)) for url, eid, body, secret in rows]
+    return [(url, eid, body.encode(), Webhook(secret)) for url, eid, body, secret in rows]
 
 
-async def _bare(jobs: list[tuple[str, str, bytes, bytes]], rounds: int) -> list[float]:
+async def _bare(jobs: list[tuple[str, str, bytes, Webhook]], rounds: int) -> list[float]:
     connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0)
     rates = []
     async with aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",)) as session:
 
-        async def post(url: str, msg_id: str, body: bytes, key: bytes) -> None:
-            ts = int(time.time())
+        async def post(url: str, msg_id: str, body: bytes, signer: Webhook) -> None:
+            now = datetime.now(UTC)
             headers = {
                 "content-type": "application/json",
                 "webhook-id": msg_id,
-                "webhook-timestamp": str(ts),
-                "webhook-signature": signature(msg_id, ts, body, [key]),
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signer.sign(msg_id, now, body.decode()),
             }
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
                 await response.read()
@@ -289,7 +290,7 @@ async def _bare(jobs: list[tuple[str, str, bytes, bytes]], rounds: int) -> list[
     return rates
 
 
-def bare_rate(jobs: list[tuple[str, str, bytes, bytes]], rounds: int) -> dict[str, Any]:
+def bare_rate(jobs: list[tuple[str, str, bytes, Webhook]], rounds: int) -> dict[str, Any]:
     rates = asyncio.run(_bare(jobs, rounds))
     return {"n": len(jobs), "rounds": rounds, "rate_median": round(statistics.median(rates), 1)}
 
@@ -297,11 +298,13 @@ def bare_rate(jobs: list[tuple[str, str, bytes, bytes]], rounds: int) -> dict[st
 def naive_rate(
     env: dict[str, str],
     logs: Path,
-    jobs: list[tuple[str, str, bytes, bytes]],
+    jobs: list[tuple[str, str, bytes, Webhook]],
     sink: Sink,
     secrets_by_url: dict[str, str],
     rounds: int,
+    hops: int,
 ) -> dict[str, Any]:
+    """The naive design's rate at N, then its single-hop latency (one task, one POST) over ``hops``."""
     prefix = f"naive-{uuid.uuid4().hex[:6]}:"
     naive_env = {**env, "NAIVE_BROKER_URL": REDIS_URL, "NAIVE_PREFIX": prefix, "PYTHONPATH": str(BENCH_DIR)}
     worker = spawn(
@@ -337,7 +340,24 @@ def naive_rate(
                 client.send_task("naive.post", args=[url, msg_id, body.decode(), secrets_by_url[url]])
             _first, last = sink.wait(msg_id, len(jobs), timeout=300)
             rates.append(len(jobs) / (last - started))
-        return {"n": len(jobs), "rounds": rounds, "rate_median": round(statistics.median(rates), 1)}
+        url, _eid, body, _key = jobs[0]
+        hop_ms = []
+        for _ in range(hops):
+            msg_id = str(uuid.uuid4())
+            started = time.time()
+            client.send_task("naive.post", args=[url, msg_id, body.decode(), secrets_by_url[url]])
+            first, _last = sink.wait(msg_id, 1, timeout=60)
+            hop_ms.append((first - started) * 1000)
+        return {
+            "n": len(jobs),
+            "rounds": rounds,
+            "rate_median": round(statistics.median(rates), 1),
+            "hop": {
+                "hops": hops,
+                "p50_ms": round(percentile(hop_ms, 50), 2),
+                "p99_ms": round(percentile(hop_ms, 99), 2),
+            },
+        }
     finally:
         stop(worker)
 
@@ -450,10 +470,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not set(j[0] for j in jobs) <= set(secrets_by_url):
             with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
                 secrets_by_url = dict(conn.execute("SELECT url, secret FROM subscriptions").fetchall())
-        results["naive"] = naive_rate(env, logs, naive_jobs, sink, secrets_by_url, max(1, args.rounds // 2))
+        results["naive"] = naive_rate(
+            env, logs, naive_jobs, sink, secrets_by_url, max(1, args.rounds // 2), args.latency
+        )
+        hop = results["naive"]["hop"]
         print(
             f"  naive (task per delivery, requests.post), N={len(naive_jobs)}: "
-            f"{results['naive']['rate_median']} deliveries/s",
+            f"{results['naive']['rate_median']} deliveries/s; one hop over {hop['hops']} tasks: "
+            f"p50 {hop['p50_ms']} ms, p99 {hop['p99_ms']} ms",
             flush=True,
         )
 
@@ -521,13 +545,17 @@ def report(results: dict[str, Any]) -> None:
         f"{'N = 1,000 vs naive':<58}{ours / naive:>11.1f}x  >= {TARGET_VS_NAIVE:.0f}x  "
         f"{verdict(ours / naive >= TARGET_VS_NAIVE)}"
     )
+    hop = results["naive"]["hop"]
+    p50, p99 = lat["p50_ms"] / hop["p50_ms"], lat["p99_ms"] / hop["p99_ms"]
+    print(f"{'publish -> first delivery p50 / p99 (ms)':<58}{lat['p50_ms']:>6.1f} /{lat['p99_ms']:>5.1f}")
+    print(f"{'one naive Celery hop p50 / p99 (ms)':<58}{hop['p50_ms']:>6.1f} /{hop['p99_ms']:>5.1f}")
     print(
-        f"{'publish -> first delivery p50 (ms)':<58}{lat['p50_ms']:>12.2f}  <= {TARGET_P50_MS:.0f}  "
-        f"{verdict(lat['p50_ms'] <= TARGET_P50_MS)}"
+        f"{'p50 vs one naive hop':<58}{p50:>11.2f}x  <= {TARGET_P50_VS_HOP}x  "
+        f"{verdict(p50 <= TARGET_P50_VS_HOP)}"
     )
     print(
-        f"{'publish -> first delivery p99 (ms)':<58}{lat['p99_ms']:>12.2f}  <= {TARGET_P99_MS:.0f}  "
-        f"{verdict(lat['p99_ms'] <= TARGET_P99_MS)}"
+        f"{'p99 vs one naive hop':<58}{p99:>11.2f}x  <= {TARGET_P99_VS_HOP}x  "
+        f"{verdict(p99 <= TARGET_P99_VS_HOP)}"
     )
     print(
         f"{'healthy rate with 10% hanging, vs all healthy':<58}{hang:>12.2f}  >= {TARGET_HANG_RATIO}  "

@@ -7,12 +7,11 @@ on the same broker with its own key prefix.
 from __future__ import annotations
 
 import os
-import time
+from datetime import UTC, datetime
 
 import requests
 from celery import Celery
-
-from cms.webhooks.signing import secret_key, signature
+from standardwebhooks.webhooks import Webhook
 
 app = Celery("naive", broker=os.environ.get("NAIVE_BROKER_URL", "redis://127.0.0.1:6379/0"))
 app.conf.update(
@@ -25,12 +24,12 @@ app.conf.update(
 
 @app.task(name="naive.post")
 def post(url: str, msg_id: str, body: str, secret: str) -> int:
-    ts = int(time.time())
-    data = body.encode()
+    now = datetime.now(UTC)
     headers = {
         "content-type": "application/json",
         "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": signature(msg_id, ts, data, [secret_key(secret)]),
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body),
     }
-    return requests.post(url, data=data, headers=headers, timeout=15, allow_redirects=False).status_code
+    reply = requests.post(url, data=body.encode(), headers=headers, timeout=15, allow_redirects=False)
+    return reply.status_code
