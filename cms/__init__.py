@@ -1,8 +1,1 @@
-"""Newsroom CMS: the Flask app and the domain.
-
-Importing this package has no side effects; ``create_app`` builds everything.
-"""
-
-from cms.app import create_app
-
-__all__ = ["create_app"]
+"""Newsroom CMS. Importing this package loads nothing: ``cms.app.create_app`` builds the app."""

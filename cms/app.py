@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,8 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface
 
 from cms.config import load_config
-from cms.db import configure_sqlite, engine_options, read_pool
-from cms.extensions import db, migrate
+from cms.platform.db import configure_sqlite, engine_options, read_pool
+from cms.platform.extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -74,6 +75,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
+    from cms.registry import load_models
+
+    load_models()
     db.init_app(app)
     app.extensions["cms_read_pool"] = read_pool(url, application_name=f"cms-{role}-reads")
     with app.app_context():
@@ -81,22 +85,26 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
             configure_sqlite(db.engine, durable=settings["CMS_DB_SYNCHRONOUS_COMMIT"])
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
-    from cms.api.render_cache import RenderCache
-    from cms.services.api_keys import ActorCache
+    from cms.accounts.keys import ActorCache
+    from cms.accounts.keys import authenticate as authenticate_key
+    from cms.authoring.render_cache import RenderCache
+    from cms.webhooks.monitoring import delivery_facts
 
-    app.extensions["cms_auth_cache"] = ActorCache(
+    auth_cache = app.extensions["cms_auth_cache"] = ActorCache(
         ttl=settings["CMS_AUTH_CACHE_SECONDS"], max_entries=settings["CMS_AUTH_CACHE_ENTRIES"]
     )
+    app.extensions["cms_authenticate"] = functools.partial(authenticate_key, cache=auth_cache)
+    app.extensions["cms_database_facts"] = delivery_facts
     app.extensions["cms_render_cache"] = RenderCache(max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20))
     if settings["CMS_BROKER_URL"]:
-        from cms.broker import Nudger
+        from cms.platform.broker import Nudger
 
         app.extensions["cms_nudger"] = Nudger(settings["CMS_BROKER_URL"], settings["CMS_BROKER_PREFIX"])
     # Workers listening on PostgreSQL hear about new events from the database itself.
     app.extensions["cms_relay_listens"] = bool(settings["CMS_RELAY_LISTEN"]) and url.startswith("postgresql")
 
-    from cms.api import register_api
-    from cms.api.problems import register_error_handlers
+    from cms.platform.http.problems import register_error_handlers
+    from cms.routes import register_api
 
     register_api(app)
     register_error_handlers(app)
@@ -104,7 +112,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     from cms.cli import register_commands
 
     register_commands(app)
-    from cms import logs
+    from cms.platform import logs
 
     logs.configure(settings["CMS_LOG_LEVEL"], settings["CMS_LOG_FORMAT"])
     return app

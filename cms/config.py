@@ -56,7 +56,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_WORKER_BODY_CACHE_MB": (16.0, float),  # rendered payloads a worker process keeps
     "CMS_SQL_ECHO": (False, _bool),
     # Wait for the WAL flush on commit. The workers turn it off for their own
-    # transactions (see cms.db.engine_options); leave it on for the API.
+    # transactions (see cms.platform.db.engine_options); leave it on for the API.
     "CMS_DB_SYNCHRONOUS_COMMIT": (True, _bool),
     # Logs: "json" (one object per line) or "text"; level; one line per API request.
     "CMS_LOG_FORMAT": ("json", str),

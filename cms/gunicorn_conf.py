@@ -15,7 +15,7 @@ bind = f"0.0.0.0:{os.environ.get('CMS_PORT', '8000')}"
 workers = int(os.environ.get("CMS_API_WORKERS", "4"))
 accesslog = None  # the app logs one JSON line per request (CMS_ACCESS_LOG)
 # The most gunicorn allows: the app answers URLs over 4 KB with its own 414 problem
-# (cms.api.http.MAX_URL_BYTES); only a request line over this gets gunicorn's page.
+# (cms.platform.http.routing.MAX_URL_BYTES); only a request line over this gets gunicorn's page.
 limit_request_line = 8190
 
 

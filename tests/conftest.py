@@ -20,11 +20,11 @@ from flask_migrate import upgrade
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from cms import create_app
-from cms.clock import set_clock
-from cms.extensions import db
-from cms.models import Role
-from cms.services import api_keys
+from cms.accounts import keys as api_keys
+from cms.app import create_app
+from cms.platform.actors import Role
+from cms.platform.clock import set_clock
+from cms.platform.extensions import db
 from tests.dbs import DatabaseFactory, require_postgres
 
 BACKENDS = ["sqlite", "postgresql"]

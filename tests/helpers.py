@@ -9,7 +9,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from cms.services.seed import parse_wire_story
+from cms.content.seed import parse_wire_story
 
 # shared/ sits beside the repository (also in CI's fresh clone).
 # The sample wire story, as packaged with the CLI (the same text as shared/fixtures/).

@@ -19,10 +19,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cms.broker import QUEUES
-from cms.extensions import db
-from cms.models import Role
-from cms.services import api_keys
+from cms.accounts import keys as api_keys
+from cms.platform.actors import Role
+from cms.platform.broker import QUEUES
+from cms.platform.extensions import db
 from tests.dbs import IN_CI
 
 REDIS_URL = os.environ.get("CMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -85,7 +85,7 @@ class Stack:
         return env
 
     def make_app(self) -> Flask:
-        from cms import create_app
+        from cms.app import create_app
 
         self.app = create_app(
             {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cms.extensions import db
-from cms.models import Role
+from cms.platform.actors import Role
+from cms.platform.extensions import db
 from tests.helpers import create
 
 AID = "{aid}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cms.models import Role
+from cms.platform.actors import Role
 from tests.helpers import create, patch, post, seed_fields
 
 

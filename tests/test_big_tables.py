@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from cms.extensions import db
-from cms.models import Role
+from cms.platform.actors import Role
+from cms.platform.extensions import db
 
 
 def _statements(app, call) -> list[tuple[str, Any]]:

@@ -13,8 +13,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, inspect
 
-from cms.extensions import db
-from cms.services import api_keys
+from cms.accounts import keys as api_keys
+from cms.platform.extensions import db
 from tests.conftest import make_app
 from tests.dbs import DatabaseFactory
 

@@ -8,13 +8,15 @@ import uuid
 
 from sqlalchemy import select
 
-from cms.clock import utcnow
-from cms.extensions import db
-from cms.models import Delivery, OutboxEvent, Role
-from cms.services import dispatch, fanout
-from cms.services.endpoints import EndpointCache
-from cms.webhooks.schedule import RetryPolicy
-from cms.webhooks.sender import Result
+from cms.events.models import OutboxEvent
+from cms.platform.actors import Role
+from cms.platform.clock import utcnow
+from cms.platform.extensions import db
+from cms.webhooks import dispatch, fanout
+from cms.webhooks.endpoints import EndpointCache
+from cms.webhooks.models import Delivery
+from cms.webhooks.transport.schedule import RetryPolicy
+from cms.webhooks.transport.sender import Result
 from tests.conftest import Keys
 
 

@@ -25,7 +25,7 @@ import pytest
 import requests
 from standardwebhooks import Webhook
 
-from cms.services.seed import parse_wire_story
+from cms.content.seed import parse_wire_story
 from tests.docker_engine import Engine, EngineUnavailable
 from tests.test_deploy import free_port
 

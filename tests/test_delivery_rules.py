@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from cms.models import Delivery, DeliveryAttempt, DeliveryCount, EventPayload, OutboxEvent, Role, Subscription
-from cms.services import dispatch, fanout
-from cms.services.dispatch import DeliveryPolicy
-from cms.services.endpoints import STAMP, EndpointCache
-from cms.webhooks.schedule import DEFAULT_SCHEDULE, RetryPolicy
-from cms.webhooks.sender import Job, Result
+from cms.events.models import OutboxEvent
+from cms.platform.actors import Role
+from cms.webhooks import dispatch, fanout
+from cms.webhooks.dispatch import DeliveryPolicy
+from cms.webhooks.endpoints import STAMP, EndpointCache
+from cms.webhooks.models import Delivery, DeliveryAttempt, DeliveryCount, EventPayload, Subscription
+from cms.webhooks.transport.schedule import DEFAULT_SCHEDULE, RetryPolicy
+from cms.webhooks.transport.sender import Job, Result
 from tests.helpers import create, patch, post
 
 PUBLIC_URL = "https://93.184.215.14/hooks/{}"
@@ -308,7 +310,7 @@ def test_jobs_carry_both_secrets_during_a_rotation(client, db_session, admin, cl
 def test_concurrent_relays_fan_out_each_event_once(committed_app):
     """Four relays at once over forty events (several per article): every delivery is
     written and claimed exactly once, and each article's events in sequence order."""
-    from cms.extensions import db
+    from cms.platform.extensions import db
     from tests.conftest import Keys
     from tests.helpers import at_once
 

@@ -193,9 +193,9 @@ def test_the_example_receiver_verifies_and_logs(tmp_path):
     """examples/receiver.py, the compose 'receiver' service, fed by our own sender."""
     import asyncio
 
-    from cms.webhooks.sender import Job, Sender
-    from cms.webhooks.signing import generate_secret, secret_key
-    from cms.webhooks.urls import parse_networks
+    from cms.webhooks.transport.sender import Job, Sender
+    from cms.webhooks.transport.signing import generate_secret, secret_key
+    from cms.webhooks.transport.urls import parse_networks
 
     secret, port = generate_secret(), free_port()
     env = {**os.environ, "RECEIVER_SECRET": secret, "RECEIVER_PORT": str(port), "PYTHONUNBUFFERED": "1"}

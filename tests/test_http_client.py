@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cms.webhooks.http import AddressRefused, Client, RequestError
-from cms.webhooks.urls import parse_networks
+from cms.webhooks.transport.client import AddressRefused, Client, RequestError
+from cms.webhooks.transport.urls import parse_networks
 
 LOOPBACK = parse_networks("127.0.0.0/8,::1/128")
 

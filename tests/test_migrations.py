@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from cms.extensions import db
+from cms.platform.extensions import db
 from tests.conftest import make_app
 from tests.dbs import DatabaseFactory
 

@@ -9,9 +9,9 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from cms import create_app
-from cms.models import Role
-from cms.services import api_keys
+from cms.accounts import keys as api_keys
+from cms.app import create_app
+from cms.platform.actors import Role
 from tests.helpers import create, post
 from tests.receivers import Receiver
 
@@ -31,7 +31,7 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 
 
 def test_every_api_log_line_carries_the_request_id_and_no_secret(databases, capfd):
-    from cms.extensions import db
+    from cms.platform.extensions import db
 
     # A dead broker makes the publish log a warning from inside the request.
     app = create_app(
@@ -61,7 +61,7 @@ def test_every_api_log_line_carries_the_request_id_and_no_secret(databases, capf
     assert lines and all("request_id" in line and line["time"].endswith("+00:00") for line in lines)
     publish_lines = [line for line in lines if line["request_id"] == "trace-42"]
     levels = {(line["logger"], line["level"]) for line in publish_lines}
-    assert ("cms.broker", "WARNING") in levels and ("cms.access", "INFO") in levels
+    assert ("cms.platform.broker", "WARNING") in levels and ("cms.access", "INFO") in levels
     access = next(line for line in publish_lines if line["logger"] == "cms.access")
     assert access["route"] == "/api/v1/articles/<uuid:article_id>/publish" and access["status"] == 200
     assert raw not in err and sub.get_json()["secret"] not in err and "token=abc" not in err
@@ -73,7 +73,7 @@ def test_log_lines_are_one_json_object_each_with_extras_and_tracebacks():
     import logging
     from datetime import UTC, datetime
 
-    from cms.logs import ContextFilter, JsonLines, bound
+    from cms.platform.logs import ContextFilter, JsonLines, bound
 
     class Outcome(enum.Enum):
         OK = "ok"
@@ -114,7 +114,7 @@ def test_access_lines_written_directly_equal_those_through_logging():
     import io
     import logging
 
-    from cms import logs
+    from cms.platform import logs
 
     pytest_handlers = list(logging.root.handlers)  # pytest's capture handlers sit on the root too
     for other in pytest_handlers:

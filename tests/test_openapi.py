@@ -9,8 +9,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from cms import create_app
-from cms.models import Role
+from cms.app import create_app
+from cms.platform.actors import Role
 from tests.helpers import create, patch
 
 

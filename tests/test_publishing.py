@@ -8,10 +8,11 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from cms.extensions import db
-from cms.models import OutboxEvent, Role
-from cms.services import articles, publishing
-from cms.services.actors import Actor
+from cms.authoring import articles
+from cms.events.models import OutboxEvent
+from cms.platform.actors import Actor, Role
+from cms.platform.extensions import db
+from cms.publishing import commands as publishing
 from tests.conftest import Keys
 from tests.helpers import at_once, create, patch, post, seed_fields
 

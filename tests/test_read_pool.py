@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from cms.db import ReadPool
-from cms.models import Role
+from cms.platform.actors import Role
+from cms.platform.db import ReadPool
 from tests.conftest import Keys
 from tests.dbs import PG_ADMIN_DSN
 from tests.helpers import create
@@ -15,7 +15,7 @@ from tests.helpers import create
 
 @pytest.fixture
 def pg_app(pg_databases):
-    from cms.extensions import db
+    from cms.platform.extensions import db
     from tests.conftest import make_app
 
     app = make_app(pg_databases.copy_url())
@@ -74,11 +74,11 @@ def test_pool_keeps_at_most_max_idle(pg_databases):
 
 
 def test_libpq_read_path_returns_what_the_cursor_path_does(pg_app):
-    """The pool's autocommit connections read through libpq directly (cms.db_prepared);
+    """The pool's autocommit connections read through libpq directly (cms.platform.db_prepared);
     inside a transaction the cursor is used. Both give the same view, in every state."""
     import uuid
 
-    from cms.services import article_reads
+    from cms.content import reads as article_reads
     from tests.helpers import patch, post, seed_fields
 
     keys = Keys(pg_app)
@@ -116,7 +116,7 @@ def test_libpq_read_path_returns_what_the_cursor_path_does(pg_app):
 
 
 def test_prepared_read_declines_unknown_types_and_raises_real_errors(pg_databases):
-    from cms.db_prepared import NOT_HANDLED, PreparedRead
+    from cms.platform.db_prepared import NOT_HANDLED, PreparedRead
 
     with psycopg.connect(ReadPool(pg_databases.copy_url()).dsn, autocommit=True) as conn:
         numeric = PreparedRead("test_numeric", "SELECT $1::int4 * 1.5", [23])

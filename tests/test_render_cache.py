@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
 
-from cms.api.render_cache import RenderCache
-from cms.services.article_reads import ArticleView
+from cms.authoring.render_cache import RenderCache
+from cms.content.reads import ArticleView
 
 
 def _view(**changes) -> ArticleView:
@@ -85,7 +85,7 @@ def test_the_fast_renderer_equals_the_article_schema():
     """GET /articles/{id} renders without marshmallow; it must say exactly what the schema says."""
     import json
 
-    from cms.api.articles import present, render
+    from cms.authoring.api import present, render
     from tests.helpers import seed_fields
 
     seed = {**seed_fields(), "slug": "putin-congratulated-trump"}

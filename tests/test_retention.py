@@ -8,14 +8,16 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from cms.broker import PRUNE_TASK, RETRIES_QUEUE
-from cms.clock import utcnow
-from cms.extensions import db
-from cms.models import Delivery, DeliveryAttempt, EventPayload, OutboxEvent, Role
-from cms.services import dispatch, fanout, retention
-from cms.services.endpoints import EndpointCache
-from cms.webhooks.schedule import RetryPolicy
-from cms.webhooks.sender import Result
+from cms.events.models import OutboxEvent
+from cms.platform.actors import Role
+from cms.platform.broker import PRUNE_TASK, RETRIES_QUEUE
+from cms.platform.clock import utcnow
+from cms.platform.extensions import db
+from cms.webhooks import dispatch, fanout, retention
+from cms.webhooks.endpoints import EndpointCache
+from cms.webhooks.models import Delivery, DeliveryAttempt, EventPayload
+from cms.webhooks.transport.schedule import RetryPolicy
+from cms.webhooks.transport.sender import Result
 from tests.conftest import Keys
 from tests.test_cli_ops import cli
 
@@ -116,7 +118,7 @@ def test_batches_walk_the_log_and_stop_at_recent_rows(committed_app):
 
 def test_the_scheduled_task_prunes_per_setting_and_is_wired_into_beat(committed_app, databases):
     from cms.app import create_app
-    from workers import retention as worker_retention
+    from cms.webhooks import prune as worker_retention
     from workers.celery_app import create_celery
 
     _history(committed_app)

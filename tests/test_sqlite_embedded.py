@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from cms.extensions import db
-from cms.models import Role
-from cms.services import dispatch
+from cms.platform.actors import Role
+from cms.platform.extensions import db
+from cms.webhooks import dispatch
 from tests.conftest import Keys, make_app
 from tests.helpers import create
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from cms.models import Role
+from cms.platform.actors import Role
 from tests.helpers import create, post
 
 PUBLIC_URL = "https://93.184.215.14/hook"

@@ -8,7 +8,7 @@ import time
 
 from prometheus_client import REGISTRY
 
-from workers.supervision import Backoff, supervise
+from cms.platform.supervision import Backoff, supervise
 
 
 def gauge(name: str) -> float | None:

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from cms.extensions import db
-from cms.models import ArticleVersion, Role
-from cms.models.articles import ImmutableVersionError
-from cms.services.article_reads import _LATEST_BY_ID, _LATEST_BY_ID_PG
+from cms.content.models import ArticleVersion, ImmutableVersionError
+from cms.content.reads import _LATEST_BY_ID, _LATEST_BY_ID_PG
+from cms.platform.actors import Role
+from cms.platform.extensions import db
 from tests.helpers import create, patch
 
 

@@ -13,11 +13,17 @@ import jsonschema
 import pytest
 from standardwebhooks import Webhook
 
-from cms.models import Subscription
-from cms.services.endpoints import Endpoint
-from cms.webhooks import payloads, signing, urls
-from cms.webhooks.payloads import EventFacts
-from cms.webhooks.schedule import DEFAULT_SCHEDULE, RetryPolicy, parse_retry_after, parse_schedule
+from cms.webhooks.endpoints import Endpoint
+from cms.webhooks.formats import payloads
+from cms.webhooks.formats.payloads import EventFacts
+from cms.webhooks.models import Subscription
+from cms.webhooks.transport import signing, urls
+from cms.webhooks.transport.schedule import (
+    DEFAULT_SCHEDULE,
+    RetryPolicy,
+    parse_retry_after,
+    parse_schedule,
+)
 from tests.helpers import seed_fields
 from tests.schemas import load_schema
 
@@ -190,7 +196,7 @@ def test_retry_after_header_forms():
 
 
 def test_retries_never_take_every_slot_from_first_attempts():
-    from cms.webhooks.sender import Job, Lanes
+    from cms.webhooks.transport.sender import Job, Lanes
 
     def job(attempt: int, subscription: uuid.UUID) -> Job:
         return Job(uuid.uuid4(), uuid.uuid4(), subscription, "http://x", b"", (), (), attempt, 100)
@@ -220,7 +226,7 @@ def test_retries_never_take_every_slot_from_first_attempts():
 
 
 def test_in_flight_cap_per_subscription_in_the_sender():
-    from cms.webhooks.sender import Job, Lanes
+    from cms.webhooks.transport.sender import Job, Lanes
 
     async def main() -> int:
         lanes = Lanes(retry_limit=100)

@@ -9,8 +9,15 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from cms.broker import PRUNE_TASK, QUEUES, RELAY_TASK, SWEEP_TASK, TASK_QUEUES, broker_settings
 from cms.config import load_config
+from cms.platform.broker import (
+    PRUNE_TASK,
+    QUEUES,
+    RELAY_TASK,
+    SWEEP_TASK,
+    TASK_QUEUES,
+    broker_settings,
+)
 
 
 def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
@@ -76,6 +83,8 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
         app.conf.broker_transport = "workers.redis_transport:Transport"
     app.conf.cms_settings = settings
     # Registers the tasks on this app (shared_task binds them to every app).
-    import workers.tasks  # noqa: F401
+    from workers import tasks
+
+    tasks.bind(app)
 
     return app

@@ -14,50 +14,64 @@ import os
 from pathlib import Path
 from typing import Any
 
-from celery import shared_task
+from celery import Celery, shared_task
 from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
+from flask import Flask
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
-from cms import logs
-from cms.broker import DELIVER_TASK, PRUNE_TASK, RELAY_TASK, SWEEP_TASK, TASK_QUEUES
-from workers import retention, runtime
+from cms.platform import logs
+from cms.platform.broker import DELIVER_TASK, PRUNE_TASK, RELAY_TASK, SWEEP_TASK, TASK_QUEUES
+from cms.webhooks import engine as runtime
+from cms.webhooks import prune as retention
 
 log = logging.getLogger("workers")
 
 
-def _send_task(name: str, *, args: list[Any] | None = None, queue: str | None = None) -> None:
-    from workers import app
+_celery: list[Celery] = []  # the app these tasks run in, set by ``bind`` (no import of ``workers``)
 
+
+def bind(app: Celery) -> None:
+    """Called by ``create_celery``: the tasks send follow-up work through ``app``."""
+    _celery[:] = [app]
+
+
+def _send_task(name: str, *, args: list[Any] | None = None, queue: str | None = None) -> None:
+    app = _celery[0]
     queue = queue or TASK_QUEUES[name]
     app.send_task(name, args=args or [], queue=queue, exchange=queue, routing_key=queue, retry=False)
 
 
+def _make_app() -> Flask:
+    from cms.app import create_app
+
+    # Worker transactions are safe to lose (re-sent with the same webhook-id): no WAL flush wait.
+    return create_app({"CMS_DB_SYNCHRONOUS_COMMIT": False}, role="worker")
+
+
 @shared_task(name=RELAY_TASK)
 def relay() -> int:
-    return runtime.get_runtime(_send_task).relay()
+    return runtime.get_runtime(_make_app, _send_task).relay()
 
 
 @shared_task(name=DELIVER_TASK)
 def deliver(delivery_ids: list[str]) -> None:
-    runtime.get_runtime(_send_task).deliver(delivery_ids)
+    runtime.get_runtime(_make_app, _send_task).deliver(delivery_ids)
 
 
 @shared_task(name=SWEEP_TASK)
 def sweep() -> int:
-    return runtime.get_runtime(_send_task).sweep()
+    return runtime.get_runtime(_make_app, _send_task).sweep()
 
 
 @shared_task(name=PRUNE_TASK)
 def prune_delivery_log() -> int:
-    return retention.prune(runtime.get_runtime(_send_task).app)
+    return retention.prune(runtime.get_runtime(_make_app, _send_task).app)
 
 
 @setup_logging.connect
 def _logging(loglevel: Any = None, **_kwargs: Any) -> None:
     # JSON lines like the API's (CMS_LOG_FORMAT); Celery does not install its own handlers.
-    from workers import app
-
-    settings = app.conf.cms_settings
+    settings = _celery[0].conf.cms_settings
     level = loglevel if isinstance(loglevel, str) else logging.getLevelName(loglevel or 0)
     logs.configure(level if loglevel else settings["CMS_LOG_LEVEL"], settings["CMS_LOG_FORMAT"])
 
@@ -65,9 +79,7 @@ def _logging(loglevel: Any = None, **_kwargs: Any) -> None:
 @worker_init.connect
 def _metrics_server(**_kwargs: Any) -> None:
     """The worker's main process serves all its processes' metrics (multiprocess mode)."""
-    from workers import app
-
-    port = app.conf.cms_settings["CMS_WORKER_METRICS_PORT"]
+    port = _celery[0].conf.cms_settings["CMS_WORKER_METRICS_PORT"]
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not port:
         return
@@ -87,7 +99,7 @@ def _metrics_server(**_kwargs: Any) -> None:
 def _start_runtime(**_kwargs: Any) -> None:
     # Each worker process listens for new events from the start (PostgreSQL),
     # rather than when its first task arrives.
-    runtime.get_runtime(_send_task)
+    runtime.get_runtime(_make_app, _send_task)
 
 
 @worker_process_shutdown.connect

@@ -7,9 +7,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from cms.extensions import db
-from cms.models import ApiKey, Role
-from cms.services import api_keys
+from cms.accounts import keys as api_keys
+from cms.accounts.models import ApiKey
+from cms.platform.actors import Role
+from cms.platform.extensions import db
 
 ROLE_CHOICES = click.Choice([r.value for r in Role])
 

@@ -17,13 +17,16 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select, update
 
-from cms.broker import SWEEP_TASK, Nudger
-from cms.clock import utcnow
-from cms.extensions import db
-from cms.models import Article, Delivery, DeliveryCount, DeliveryStatus, OutboxEvent, Role, Subscription
-from cms.services import articles, publishing
-from cms.services.actors import Actor
-from cms.services.seed import parse_wire_story
+from cms.authoring import articles
+from cms.content.models import Article
+from cms.content.seed import parse_wire_story
+from cms.events.models import OutboxEvent
+from cms.platform.actors import Actor, Role
+from cms.platform.broker import SWEEP_TASK, Nudger
+from cms.platform.clock import utcnow
+from cms.platform.extensions import db
+from cms.publishing import commands as publishing
+from cms.webhooks.models import Delivery, DeliveryCount, DeliveryStatus, Subscription
 
 CLI_ACTOR = Actor(key_id=None, name="cms cli", role=Role.ADMIN)
 PACKAGED_SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seed-article.txt"

@@ -9,9 +9,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from cms.cli.ops import _emit, deliveries_group
-from cms.clock import utcnow
-from cms.extensions import db
-from cms.services import retention
+from cms.platform.clock import utcnow
+from cms.platform.extensions import db
+from cms.webhooks import retention
 
 
 @deliveries_group.command("prune")

@@ -14,8 +14,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from cms.broker import QUEUES
-from cms.extensions import db
+from cms.platform.broker import QUEUES
+from cms.platform.extensions import db
 
 LOOPBACK = "127.0.0.0/8,::1/128"
 

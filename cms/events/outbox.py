@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from cms.clock import utcnow
-from cms.models import Article, ArticleVersion, OutboxEvent
+from cms.content.models import Article, ArticleVersion
+from cms.events.models import OutboxEvent
+from cms.platform.clock import utcnow
 
 
 class EventType(enum.StrEnum):
@@ -77,7 +78,7 @@ def _add(
         id=uuid.uuid4(), type=str(type_), occurred_at=utcnow(), actor=actor, data=data or {}, **about
     )
     session.add(event)
-    # Tells the request that committed it to nudge the relay (see cms.api.http.commit).
+    # Tells the request that committed it to nudge the relay (see cms.platform.http.routing.commit).
     session.info["outbox_recorded"] = True
     return event
 

@@ -1,0 +1,205 @@
+"""Read model for articles: plain values, fetched with Core queries.
+
+Reads are the hot path (partners and editors poll), so they skip ORM
+hydration: one primary-key join returns the head row and the latest version,
+whatever the size of the history.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.string import TextLoader
+from sqlalchemy import Connection, bindparam, literal_column, select, true
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
+from sqlalchemy.orm import Session, scoped_session, selectinload
+
+from cms.content.models import Article, ArticleTag, ArticleVersion, filter_key
+from cms.platform import pagination
+from cms.platform.db_prepared import NOT_HANDLED, PreparedRead
+from cms.platform.errors import NotFound
+
+A = Article.__table__
+V = ArticleVersion.__table__
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def article_etag(version: int, updated_at: datetime) -> str:
+    """The article's entity tag: its version, and its last change (a publish or a kill
+    changes the representation without a new version). ``If-Match`` compares only
+    the version part (:func:`etag_version`): a state change does not conflict with an edit."""
+    if updated_at.tzinfo is None:  # SQLite hands back naive UTC
+        updated_at = updated_at.replace(tzinfo=UTC)
+    return f'"v{version}.{(updated_at - _EPOCH) // _MICROSECOND:x}"'
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleView:
+    """An article as the API shows it: head fields plus the latest version's content."""
+
+    id: uuid.UUID
+    state: str
+    version: int
+    published_version: int | None
+    kill_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    first_published_at: datetime | None
+    published_at: datetime | None
+    updated_by: str
+    # The version snapshot; the PostgreSQL read path leaves it as JSON text, so
+    # it is decoded only when a body has to be rendered (not on cache hits).
+    content: dict[str, Any] | str
+
+    def content_dict(self) -> dict[str, Any]:
+        return json.loads(self.content) if isinstance(self.content, str) else self.content
+
+    @property
+    def etag(self) -> str:
+        return article_etag(self.version, self.updated_at)
+
+    def as_dict(self) -> dict[str, Any]:
+        head = {name: getattr(self, name) for name in self.__slots__ if name != "content"}
+        return {**self.content_dict(), **head}
+
+
+def view_of(article: Article, version: ArticleVersion) -> ArticleView:
+    return ArticleView(
+        id=article.id,
+        state=article.state,
+        version=article.current_version,
+        published_version=article.published_version,
+        kill_reason=article.kill_reason,
+        created_at=article.created_at,
+        updated_at=article.updated_at,
+        first_published_at=article.first_published_at,
+        published_at=article.published_at,
+        updated_by=version.created_by,
+        content=version.data,
+    )
+
+
+_HEAD = (
+    A.c.id,
+    A.c.state,
+    A.c.current_version.label("version"),
+    A.c.published_version,
+    A.c.kill_reason,
+    A.c.created_at,
+    A.c.updated_at,
+    A.c.first_published_at,
+    A.c.published_at,
+)
+_LATEST = select(*_HEAD, V.c.created_by.label("updated_by"), V.c.data.label("content")).join(
+    V, (V.c.article_id == A.c.id) & (V.c.number == A.c.current_version)
+)
+_LATEST_BY_ID = _LATEST.where(A.c.id == bindparam("article_id"))
+
+# On PostgreSQL the version is fetched in a LATERAL subquery whose LIMIT keeps
+# the planner from flattening it: the inner lookup is then always an index
+# probe on (article_id, number). A plain join lets the planner match on
+# article_id alone and filter by number, touching every version of the article.
+_VERSION_OF_HEAD = (
+    select(V.c.created_by, V.c.data)
+    .where(V.c.article_id == A.c.id, V.c.number == A.c.current_version)
+    .limit(literal_column("1"))
+    .lateral("latest")
+)
+_LATEST_BY_ID_PG_STMT = (
+    select(
+        *_HEAD,
+        _VERSION_OF_HEAD.c.created_by.label("updated_by"),
+        _VERSION_OF_HEAD.c.data.label("content"),
+    )
+    .select_from(A.join(_VERSION_OF_HEAD, true()))
+    .where(A.c.id == bindparam("article_id"))
+)
+_LATEST_BY_ID_PG = str(_LATEST_BY_ID_PG_STMT.compile(dialect=postgresql_psycopg.dialect()))
+_LATEST_PREPARED = PreparedRead(
+    "cms_article_latest",
+    str(_LATEST_BY_ID_PG_STMT.compile(dialect=postgresql_psycopg.dialect(paramstyle="numeric_dollar"))),
+    [2950],  # $1: uuid
+)
+
+
+def read(
+    connection: Session | scoped_session[Session] | Connection | psycopg.Connection[Any],
+    article_id: uuid.UUID,
+) -> ArticleView:
+    """The latest state of one article: a single primary-key join (one prepared statement).
+
+    ``connection`` may be a plain psycopg connection (the API's read pool).
+    """
+    if isinstance(connection, psycopg.Connection):
+        return _read_pg(connection, article_id)
+    if not isinstance(connection, Connection):  # a Session or scoped_session
+        connection = connection.connection()
+    if connection.dialect.name == "postgresql":
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        return _read_pg(driver, article_id)
+    row = connection.execute(_LATEST_BY_ID, {"article_id": article_id}).first()
+    if row is None:
+        raise NotFound(f"No article with id {article_id}.")
+    return ArticleView(**row._mapping)
+
+
+def _read_pg(driver: psycopg.Connection[Any], article_id: uuid.UUID) -> ArticleView:
+    """``read`` straight through psycopg (a server-side prepared statement).
+
+    This is the hottest query of the product. On the read pool's autocommit
+    connections it goes through libpq directly (``cms.platform.db_prepared``); inside a
+    transaction through a cursor. Both skip SQLAlchemy's execution context and
+    normalise timestamps to UTC as ``UTCDateTime`` does.
+    """
+    row = _LATEST_PREPARED.fetch(driver, [article_id.bytes])
+    if row is NOT_HANDLED:
+        cursor = driver.cursor()
+        cursor.adapters.register_loader("jsonb", TextLoader)  # this cursor only
+        cursor.execute(_LATEST_BY_ID_PG, {"article_id": article_id}, prepare=True)
+        row = cursor.fetchone()
+        if row is not None:
+            # Columns in ArticleView's field order (see _HEAD); timestamps are 5-8.
+            row = list(row)
+            for i in range(5, 9):
+                if row[i] is not None:
+                    row[i] = row[i].astimezone(UTC)
+    if row is None:
+        raise NotFound(f"No article with id {article_id}.")
+    return ArticleView(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    state: str | None = None
+    section: str | None = None
+    tag: str | None = None
+    updated_since: datetime | None = None
+
+
+def page(
+    session: Session,
+    filters: ListFilters,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> tuple[list[Article], tuple[datetime, uuid.UUID] | None]:
+    """Most recently updated first, keyset-paginated on ``(updated_at, id)``."""
+    stmt = select(Article)
+    if filters.state:
+        stmt = stmt.where(Article.state == filters.state)
+    if filters.section:
+        stmt = stmt.where(Article.section_key == filter_key(filters.section))
+    if filters.tag:
+        tagged = select(ArticleTag.article_id).where(ArticleTag.tag_key == filter_key(filters.tag))
+        stmt = stmt.where(Article.id.in_(tagged))
+    if filters.updated_since:
+        stmt = stmt.where(Article.updated_at >= filters.updated_since)
+    stmt = stmt.options(selectinload(Article.tags))
+    return pagination.newest_first(session, stmt, Article.updated_at, Article.id, limit=limit, after=after)

@@ -1,0 +1,37 @@
+"""Who is acting: roles and the authenticated actor, without any Flask dependency.
+
+Every capability checks roles, so they live here; ``cms.accounts`` stores the keys."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    WRITER = "writer"
+    READER = "reader"
+
+
+ROLE_RANK = {Role.READER: 0, Role.WRITER: 1, Role.EDITOR: 2, Role.ADMIN: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    key_id: uuid.UUID | None
+    name: str
+    role: Role
+
+    def can(self, role: Role) -> bool:
+        """Roles are ordered: admin > editor > writer > reader."""
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+SYSTEM = Actor(key_id=None, name="system", role=Role.ADMIN)

@@ -1,0 +1,241 @@
+"""The HTTP plumbing every endpoint shares: routing, auth, parsing, ETags.
+
+``route`` registers a view on a blueprint and records what the OpenAPI
+document needs (schemas, role, errors), so the spec cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from marshmallow import Schema
+
+from cms.platform.actors import Actor, Role
+from cms.platform.broker import RELAY_TASK, SWEEP_TASK, Nudger
+from cms.platform.extensions import db
+from cms.platform.http.problems import ApiError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Operation:
+    """What the OpenAPI generator knows about one endpoint."""
+
+    method: str
+    rule: str
+    summary: str
+    tag: str
+    role: Role | None
+    body: Schema | None = None
+    query: Schema | None = None
+    responses: dict[int, tuple[str, Schema | None]] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    headers: tuple[dict[str, Any], ...] = ()
+    response_headers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    description: str | None = None
+
+
+def route(
+    bp: Blueprint,
+    method: str,
+    rule: str,
+    *,
+    summary: str,
+    role: Role | None,
+    responses: dict[int, tuple[str, Schema | None]],
+    body: Schema | None = None,
+    query: Schema | None = None,
+    errors: Iterable[int] = (),
+    headers: Iterable[dict[str, Any]] = (),
+    response_headers: dict[int, dict[str, Any]] | None = None,
+    description: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` for ``method rule``; it receives ``actor``, path args, ``body``, ``query``."""
+    implied: set[int] = set(errors)
+    if role is not None:
+        implied |= {401, 403}
+    if body is not None:
+        implied |= {400, 413, 415, 422}
+    if query is not None:
+        implied |= {400, 422}
+    if "<" in rule:
+        implied.add(404)
+    if any(h["name"] == "If-Match" for h in headers):
+        implied |= {400, 412, 428}  # malformed, stale, missing
+    implied |= {414, 503}
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        op = Operation(
+            method=method.lower(),
+            rule=rule,
+            summary=summary,
+            tag=bp.name,
+            role=role,
+            body=body,
+            query=query,
+            responses=responses,
+            errors=tuple(sorted(implied)),
+            headers=tuple(headers),
+            response_headers=response_headers or {},
+            description=description or fn.__doc__,
+        )
+
+        @functools.wraps(fn)
+        def view(**path_args: Any) -> Any:
+            kwargs: dict[str, Any] = dict(path_args)
+            kwargs["actor"] = authenticate(role) if role is not None else None
+            if query is not None:
+                kwargs["query"] = parse_query(query)
+            if body is not None:
+                kwargs["body"] = parse_body(body)
+            return fn(**kwargs)
+
+        view.__operation__ = op  # type: ignore[attr-defined]
+        bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
+        return view
+
+    return decorator
+
+
+def read_only(fn: Callable[[Any], T]) -> T:
+    """Run a single-statement read.
+
+    On PostgreSQL it gets an autocommit psycopg connection of its own
+    (``cms.platform.db.ReadPool``): no BEGIN, no ROLLBACK, no ORM session, no pool
+    bookkeeping, which is most of what ``GET /articles/{id}`` would otherwise
+    cost. Elsewhere, and in tests, it runs on the request session.
+    """
+    pool = current_app.extensions.get("cms_read_pool")
+    if pool is None:
+        return fn(db.session)
+    return pool.run(fn)
+
+
+def authenticate(required: Role) -> Actor:
+    """The caller's actor; 401 without a valid key, 403 when its role is too low."""
+    header = request.environ.get("HTTP_AUTHORIZATION", "")  # cheaper than request.headers
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "Authentication required",
+            "Send 'Authorization: Bearer <API key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="cms"'},
+        )
+    # The app installs the key lookup (cms.accounts): the platform knows no capability.
+    actor = current_app.extensions["cms_authenticate"](db.session, token.strip())
+    if actor is None:
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "Invalid API key",
+            "The API key is unknown or has been revoked.",
+            headers={"WWW-Authenticate": 'Bearer realm="cms", error="invalid_token"'},
+        )
+    if not actor.can(required):
+        raise ApiError(
+            403,
+            "forbidden",
+            "Not allowed for this role",
+            f"This operation needs the '{required}' role; your key has '{actor.role}'.",
+            required_role=str(required),
+            role=str(actor.role),
+        )
+    g.actor = actor
+    return actor
+
+
+def parse_body(schema: Schema) -> dict[str, Any]:
+    """Load a JSON object body with ``schema`` (raises ValidationError -> 422).
+
+    An empty body counts as ``{}`` whatever its content type, so
+    ``POST /articles/{id}/publish`` works without one.
+    """
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        payload: Any = {}
+    elif not request.is_json:
+        raise ApiError(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
+    else:
+        try:
+            payload = json.loads(raw)
+        except ValueError:  # includes undecodable bytes
+            raise ApiError(
+                400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."
+            ) from None
+        except RecursionError:
+            payload = _TOO_DEEP
+        if payload is _TOO_DEEP or _too_deep(payload):
+            raise ApiError(
+                400,
+                "malformed-json",
+                "JSON nested too deeply",
+                f"The request body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep.",
+            )
+    g.raw_body = payload
+    return schema.load(payload)
+
+
+MAX_JSON_DEPTH = 32  # our bodies nest 3 levels; anything deeper would only reach recursion limits
+_TOO_DEEP = object()
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests deeper than MAX_JSON_DEPTH (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def parse_query(schema: Schema) -> dict[str, Any]:
+    return schema.load(request.args.to_dict(flat=True))
+
+
+def commit() -> None:
+    """End the request's unit of work: the one commit of a mutating request.
+
+    When the transaction recorded outbox events (or made deliveries due), the
+    workers are nudged once it has committed; the periodic relay and sweep
+    find the work anyway if the nudge is lost. On PostgreSQL the outbox insert
+    itself wakes the workers (LISTEN/NOTIFY), so no broker message is needed.
+    """
+    info = db.session.info
+    relay = info.pop("outbox_recorded", False)
+    sweep = info.pop("deliveries_due", False)
+    db.session.commit()
+    nudger: Nudger | None = current_app.extensions.get("cms_nudger")
+    if nudger is not None:
+        if relay and not current_app.extensions.get("cms_relay_listens"):
+            nudger.nudge(RELAY_TASK)
+        if sweep:
+            nudger.nudge(SWEEP_TASK)
+
+
+def respond(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify(payload)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response

@@ -1,0 +1,130 @@
+"""Editorial state machine: publish, update, correct, unpublish, kill.
+
+    draft ──publish──▶ published ──unpublish──▶ unpublished ──publish──▶ published
+                          │  ▲                      │
+                          │  └─publish newer version (update / correction)
+                          └──────────kill───────────┴──▶ killed (admin may republish)
+
+Each change locks the article row, changes its state and records exactly one
+outbox event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from cms.authoring import articles
+from cms.content.models import Article, ArticleState
+from cms.events.models import OutboxEvent
+from cms.events.outbox import EventType, record
+from cms.platform.actors import Actor, Role
+from cms.platform.clock import utcnow
+from cms.platform.errors import InvalidTransition, NotFound, Unprocessable
+
+
+def publish(
+    session: Session,
+    actor: Actor,
+    article_id: uuid.UUID,
+    *,
+    version: int | None = None,
+    correction_note: str | None = None,
+) -> tuple[Article, OutboxEvent]:
+    """Publish ``version`` (default: latest).
+
+    First publication and republication emit ``article.published``; a newer
+    version of a live article emits ``article.updated``, or
+    ``article.corrected`` when a ``correction_note`` is given.
+    """
+    article = articles.lock(session, article_id)
+    number = article.current_version if version is None else version
+    if not 1 <= number <= article.current_version:
+        raise NotFound(f"Article {article_id} has no version {number}.", version=number)
+
+    state = ArticleState(article.state)
+    data: dict[str, object] = {}
+    if state == ArticleState.KILLED and not actor.can(Role.ADMIN):
+        raise InvalidTransition("A killed article can only be republished by an admin.", state=state)
+    if state == ArticleState.PUBLISHED:
+        assert article.published_version is not None
+        if number == article.published_version:
+            raise InvalidTransition(f"Version {number} is already published.", state=state)
+        if number < article.published_version:
+            raise InvalidTransition(
+                f"Version {number} is older than the published version {article.published_version}; "
+                "restore it as a new version and publish that.",
+                state=state,
+            )
+        event_type = EventType.CORRECTED if correction_note else EventType.UPDATED
+        data["previous_version"] = article.published_version
+    else:
+        if correction_note and article.first_published_at is None:
+            # The article's state refuses it (as an illegal transition does): 409, not 422.
+            raise InvalidTransition(
+                "A correction note applies only to an article that has been published before.",
+                state=article.state,
+            )
+        event_type = EventType.PUBLISHED
+    if correction_note:
+        data["correction_note"] = correction_note
+
+    now = utcnow()
+    article.state = ArticleState.PUBLISHED
+    article.published_version = number
+    article.published_at = now
+    article.first_published_at = article.first_published_at or now
+    article.kill_reason = None
+    article.updated_at = now
+    event = record(session, article, event_type, version=number, actor=actor.label, data=data)
+    return article, event
+
+
+def unpublish(
+    session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str | None = None
+) -> tuple[Article, OutboxEvent]:
+    """Withdraw a published article; it can be published again later."""
+    article = articles.lock(session, article_id)
+    if article.state != ArticleState.PUBLISHED:
+        raise InvalidTransition(
+            f"Only a published article can be unpublished; this one is {article.state}.",
+            state=article.state,
+        )
+    return _withdraw(session, actor, article, ArticleState.UNPUBLISHED, EventType.UNPUBLISHED, reason)
+
+
+def kill(
+    session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str
+) -> tuple[Article, OutboxEvent]:
+    """Withdraw for legal or ethical reasons: terminal except for an admin."""
+    if not reason or not reason.strip():
+        raise Unprocessable("Killing an article requires a reason.", field="reason")
+    article = articles.lock(session, article_id)
+    if article.state == ArticleState.KILLED:
+        raise InvalidTransition("The article is already killed.", state=article.state)
+    if article.first_published_at is None:
+        raise InvalidTransition(
+            "A draft that was never published cannot be killed; there is nothing to withdraw.",
+            state=article.state,
+        )
+    article.kill_reason = reason.strip()
+    return _withdraw(session, actor, article, ArticleState.KILLED, EventType.KILLED, reason.strip())
+
+
+def _withdraw(
+    session: Session,
+    actor: Actor,
+    article: Article,
+    state: ArticleState,
+    event_type: EventType,
+    reason: str | None,
+) -> tuple[Article, OutboxEvent]:
+    # ``published_version`` is kept: it names the version partners last received,
+    # which is what the withdrawal event refers to.
+    withdrawn = article.published_version or article.current_version
+    article.state = state
+    article.updated_at = utcnow()
+    data = {"slug": article.slug, "reason": reason}
+    event = record(session, article, event_type, version=withdrawn, actor=actor.label, data=data)
+    return article, event

@@ -1,0 +1,38 @@
+"""HTTP layer: parse with marshmallow, call a service, dump. One module per resource."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+PREFIX = "/api/v1"
+
+
+def register_api(app: Flask) -> None:
+    from cms.accounts import api as api_keys
+    from cms.authoring import api as articles
+    from cms.authoring import versions_api as versions
+    from cms.platform.http import docs, health, index, observability, openapi
+    from cms.publishing import api as publishing
+    from cms.webhooks import deliveries_api as deliveries
+    from cms.webhooks import events_api as events
+    from cms.webhooks import subscriptions_api as subscriptions
+
+    for module in (
+        index,
+        articles,
+        versions,
+        publishing,
+        subscriptions,
+        deliveries,
+        events,
+        api_keys,
+        openapi,
+        docs,
+    ):
+        app.register_blueprint(module.bp, url_prefix=PREFIX)
+    app.register_blueprint(health.bp)
+    observability.install(app)
+    from cms.platform.http.guards import install_read_only_requests, refuse_long_urls
+
+    app.before_request(refuse_long_urls)
+    install_read_only_requests(app)

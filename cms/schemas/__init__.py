@@ -1,1 +1,0 @@
-"""Marshmallow schemas: the public contract. Unknown fields are rejected."""

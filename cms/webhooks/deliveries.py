@@ -1,0 +1,80 @@
+"""The delivery log (admin): deliveries with their attempts, and redelivery."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cms.platform import pagination
+from cms.platform.clock import utcnow
+from cms.platform.errors import Conflict, NotFound
+from cms.webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
+
+
+@dataclass(frozen=True)
+class DeliveryFilters:
+    subscription_id: uuid.UUID | None = None
+    event_id: uuid.UUID | None = None
+    article_id: uuid.UUID | None = None
+    status: str | None = None
+
+
+def page(
+    session: Session,
+    filters: DeliveryFilters,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> tuple[list[Delivery], tuple[datetime, uuid.UUID] | None]:
+    """Newest first, keyset-paginated on ``(created_at, id)``."""
+    stmt = select(Delivery)
+    if filters.subscription_id:
+        stmt = stmt.where(Delivery.subscription_id == filters.subscription_id)
+    if filters.event_id:
+        stmt = stmt.where(Delivery.event_id == filters.event_id)
+    if filters.article_id:
+        stmt = stmt.where(Delivery.article_id == filters.article_id)
+    if filters.status:
+        stmt = stmt.where(Delivery.status == filters.status)
+    return pagination.newest_first(session, stmt, Delivery.created_at, Delivery.id, limit=limit, after=after)
+
+
+def attempts_of(session: Session, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[DeliveryAttempt]]:
+    out: dict[uuid.UUID, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
+    if delivery_ids:
+        stmt = (
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
+            .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.id)
+        )
+        for attempt in session.scalars(stmt):
+            out[attempt.delivery_id].append(attempt)
+    return out
+
+
+def get(session: Session, delivery_id: uuid.UUID) -> Delivery:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound(f"No delivery with id {delivery_id}.")
+    return delivery
+
+
+def redeliver(session: Session, delivery_id: uuid.UUID) -> Delivery:
+    """Send a delivery again, whatever became of it, with a fresh retry schedule."""
+    delivery = get(session, delivery_id)
+    if delivery.status == DeliveryStatus.IN_FLIGHT:
+        raise Conflict("The delivery is being sent right now; wait for its outcome.", status=delivery.status)
+    sub = session.get(Subscription, delivery.subscription_id)
+    if sub is None or sub.deleted_at is not None:
+        raise Conflict("The subscription was deleted.", status=delivery.status)
+    now = utcnow()
+    delivery.status = DeliveryStatus.PENDING.value
+    delivery.retry_index = 0
+    delivery.next_attempt_at = now
+    delivery.updated_at = now
+    session.info["deliveries_due"] = True
+    return delivery

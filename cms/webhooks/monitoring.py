@@ -1,0 +1,40 @@
+"""Figures for monitoring, read from the database (the truth about delivery)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cms.events.models import OutboxEvent
+from cms.platform.clock import utcnow
+from cms.webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Subscription
+
+
+def delivery_facts(session: Session) -> dict[str, Any]:
+    oldest, unrelayed = session.execute(
+        select(func.min(OutboxEvent.occurred_at), func.count()).where(OutboxEvent.relayed_at.is_(None))
+    ).one()
+    open_counts = dict(
+        session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.status.in_(OPEN_STATUSES))
+            .group_by(Delivery.status)
+        ).all()
+    )
+    retries = session.scalar(
+        select(func.count()).where(Delivery.status == DeliveryStatus.PENDING.value, Delivery.attempts > 0)
+    )
+    failing = session.execute(
+        select(Subscription.id, Subscription.consecutive_failures).where(
+            Subscription.deleted_at.is_(None), Subscription.consecutive_failures > 0
+        )
+    ).all()
+    return {
+        "outbox_lag": max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0,
+        "unrelayed": unrelayed,
+        "open": {status: open_counts.get(status, 0) for status in OPEN_STATUSES},
+        "pending_retries": retries or 0,
+        "failing": [(sid, n) for sid, n in failing],
+    }

@@ -1,0 +1,254 @@
+"""Webhook subscriptions (admin): create, change, rotate the secret, ping, recover, delete."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cms.events import outbox
+from cms.events.models import OutboxEvent
+from cms.events.outbox import EventType
+from cms.platform.actors import Actor
+from cms.platform.clock import utcnow
+from cms.platform.errors import Conflict, NotFound, Unprocessable
+from cms.webhooks.models import Delivery, DeliveryStatus, PayloadFormat, Subscription
+from cms.webhooks.transport.signing import generate_secret
+from cms.webhooks.transport.urls import Network, UrlRefused, check_url, parse_networks
+
+DEFAULT_MAX_IN_FLIGHT = 4
+EVENT_TYPE_PATTERNS = (
+    "*",
+    "article.*",
+    "subscription.*",
+    *(t.value for t in EventType if t != EventType.PING),
+)
+# Headers the delivery engine owns; a subscription may not override them.
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "host",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
+
+
+def _any_case(name: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)  # only "-" else
+
+
+# A header name (an RFC 9110 token) that is not one of the reserved ones, in any case.
+# Written without inline flags so the OpenAPI document can carry it as it is.
+HEADER_NAME_PATTERN = (
+    "^(?!(?:"
+    + "|".join(_any_case(n) for n in sorted(RESERVED_HEADERS))
+    + ")$)"
+    + r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$"
+)
+HEADER_VALUE_PATTERN = r"^[^\r\n\x00]*$"
+_TOKEN = re.compile(HEADER_NAME_PATTERN)
+_VALUE = re.compile(HEADER_VALUE_PATTERN)
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    allowed_networks: tuple[Network, ...] = ()
+    https_only: bool = False
+
+
+def url_policy(config: Mapping[str, Any]) -> UrlPolicy:
+    """The SSRF policy from ``CMS_WEBHOOK_*`` settings."""
+    return UrlPolicy(
+        allowed_networks=parse_networks(config["CMS_WEBHOOK_ALLOWED_NETWORKS"]),
+        https_only=bool(config["CMS_WEBHOOK_HTTPS_ONLY"]),
+    )
+
+
+def rotation_grace(config: Mapping[str, Any]) -> timedelta:
+    return timedelta(hours=float(config["CMS_WEBHOOK_ROTATION_GRACE_HOURS"]))
+
+
+def check_url_allowed(url: str, policy: UrlPolicy) -> None:
+    try:
+        check_url(url, allowed=policy.allowed_networks, https_only=policy.https_only)
+    except UrlRefused as exc:
+        raise Unprocessable(f"The URL cannot receive webhooks: {exc}.", field="url") from None
+
+
+def _check_headers(headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        if name.lower() in RESERVED_HEADERS:
+            raise Unprocessable(f"The '{name}' header is set by the delivery engine.", field="headers")
+        if not _TOKEN.match(name):
+            raise Unprocessable(f"'{name}' is not a valid header name.", field="headers")
+        if not _VALUE.match(value):
+            raise Unprocessable(f"The value of '{name}' contains a line break.", field="headers")
+
+
+def _clean_list(values: Sequence[str] | None) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in values or () if v.strip()))
+
+
+def get(session: Session, subscription_id: uuid.UUID) -> Subscription:
+    sub = session.get(Subscription, subscription_id)
+    if sub is None or sub.deleted_at is not None:
+        raise NotFound(f"No subscription with id {subscription_id}.")
+    return sub
+
+
+def create(session: Session, fields: dict[str, Any], policy: UrlPolicy) -> tuple[Subscription, str]:
+    """A new subscription; returns it with its signing secret (shown once)."""
+    check_url_allowed(fields["url"], policy)
+    headers = dict(fields.get("headers") or {})
+    _check_headers(headers)
+    now = utcnow()
+    secret = generate_secret()
+    enabled = fields.get("enabled", True)
+    sub = Subscription(
+        id=uuid.uuid4(),
+        url=fields["url"],
+        description=fields.get("description"),
+        event_types=_clean_list(fields.get("event_types") or ["*"]),
+        sections=_clean_list(fields.get("sections")),
+        tags=_clean_list(fields.get("tags")),
+        languages=_clean_list(fields.get("languages")),
+        format=fields.get("format") or PayloadFormat.JSON.value,
+        headers=headers,
+        enabled=enabled,
+        max_in_flight=fields.get("max_in_flight") or DEFAULT_MAX_IN_FLIGHT,
+        secret=secret,
+        created_at=now,
+        updated_at=now,
+        disabled_at=None if enabled else now,
+        disabled_reason=None if enabled else "Created disabled.",
+        consecutive_failures=0,
+    )
+    session.add(sub)
+    session.flush()
+    return sub, secret
+
+
+def update_subscription(
+    session: Session, subscription_id: uuid.UUID, changes: dict[str, Any], policy: UrlPolicy
+) -> Subscription:
+    """Change settings. Enabling again clears the health record; pending deliveries resume."""
+    sub = get(session, subscription_id)
+    now = utcnow()
+    if "url" in changes and changes["url"] != sub.url:
+        check_url_allowed(changes["url"], policy)
+        sub.url = changes["url"]
+    if "headers" in changes:
+        headers = dict(changes["headers"] or {})
+        _check_headers(headers)
+        sub.headers = headers
+    for name in ("event_types", "sections", "tags", "languages"):
+        if name in changes:
+            setattr(sub, name, _clean_list(changes[name]))
+    for name in ("description", "format", "max_in_flight"):
+        if name in changes:
+            setattr(sub, name, changes[name])
+    if "enabled" in changes and changes["enabled"] != sub.enabled:
+        sub.enabled = changes["enabled"]
+        if sub.enabled:
+            sub.disabled_at = None
+            sub.disabled_reason = None
+            sub.failing_since = None
+            sub.consecutive_failures = 0
+            session.info["deliveries_due"] = True
+        else:
+            sub.disabled_at = now
+            sub.disabled_reason = "Disabled by an administrator."
+    sub.updated_at = now
+    return sub
+
+
+def page(
+    session: Session, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> tuple[list[Subscription], tuple[datetime, uuid.UUID] | None]:
+    """Oldest first, keyset-paginated on ``(created_at, id)``."""
+    stmt = select(Subscription).where(Subscription.deleted_at.is_(None))
+    if after is not None:
+        stmt = stmt.where(
+            (Subscription.created_at > after[0])
+            | ((Subscription.created_at == after[0]) & (Subscription.id > after[1]))
+        )
+    rows = list(session.scalars(stmt.order_by(Subscription.created_at, Subscription.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, ((rows[-1].created_at, rows[-1].id) if more and rows else None)
+
+
+def delete(session: Session, subscription_id: uuid.UUID) -> Subscription:
+    """Stop for good: the row and its delivery log stay, pending deliveries are cancelled."""
+    sub = get(session, subscription_id)
+    now = utcnow()
+    sub.deleted_at = now
+    sub.enabled = False
+    sub.disabled_at = sub.disabled_at or now
+    sub.updated_at = now
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscription_id == sub.id, Delivery.status == DeliveryStatus.PENDING.value)
+        .values(status=DeliveryStatus.CANCELLED.value, next_attempt_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return sub
+
+
+def rotate_secret(session: Session, subscription_id: uuid.UUID, grace: timedelta) -> tuple[Subscription, str]:
+    """A new secret; the old one keeps signing too until the grace period ends."""
+    sub = get(session, subscription_id)
+    now = utcnow()
+    secret = generate_secret()
+    sub.previous_secret = sub.secret if grace.total_seconds() > 0 else None
+    sub.previous_secret_expires_at = now + grace if grace.total_seconds() > 0 else None
+    sub.secret = secret
+    sub.updated_at = now
+    return sub, secret
+
+
+def ping(session: Session, actor: Actor, subscription_id: uuid.UUID) -> OutboxEvent:
+    """Send a ``webhook.ping`` test event to this subscription only."""
+    sub = get(session, subscription_id)
+    if not sub.enabled:
+        raise Conflict("The subscription is disabled; enable it to ping it.", enabled=False)
+    return outbox.record_system(
+        session,
+        EventType.PING,
+        subscription_id=sub.id,
+        actor=actor.label,
+        data={"message": "Ping from the newsroom CMS: this endpoint receives our webhooks."},
+    )
+
+
+def recover(session: Session, subscription_id: uuid.UUID, since: datetime) -> int:
+    """Send again every failed delivery created since ``since``; returns how many."""
+    sub = get(session, subscription_id)
+    now = utcnow()
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.subscription_id == sub.id,
+            Delivery.status == DeliveryStatus.FAILED.value,
+            Delivery.created_at >= since,
+        )
+        .values(status=DeliveryStatus.PENDING.value, retry_index=0, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    count = result.rowcount or 0  # type: ignore[attr-defined]
+    if count:
+        session.info["deliveries_due"] = True
+    return count
