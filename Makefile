@@ -28,10 +28,12 @@ test: $(STAMP) ## Run every test (SQLite, PostgreSQL, Redis, worker processes; C
 		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q docker.io debootstrap >/dev/null 2>&1; } \
 		|| echo "note: could not install docker.io and debootstrap; the compose test will fail"; fi
 	$(BIN)/ruff check cms workers tests bench
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## Ruff
+lint: $(STAMP) ## Ruff and the architecture contracts (import-linter, pyproject.toml)
 	$(BIN)/ruff check cms workers tests bench
+	$(BIN)/lint-imports
 
 migrate: $(STAMP) ## Apply migrations to CMS_DATABASE_URL
 	$(BIN)/cms db upgrade
