@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, current_app
 from flask.sessions import SessionInterface
 
 from cms.config import load_config
+from cms.platform import uow
 from cms.platform.db import configure_sqlite, engine_options, read_pool
 from cms.platform.extensions import db, migrate
 
@@ -46,6 +47,25 @@ class CmsFlask(Flask):
             return sync
         except TypeError:  # unhashable callable
             return super().ensure_sync(func)
+
+
+def _after_commit_hooks(settings: Mapping[str, Any], url: str) -> dict[str, Callable[[], None]]:
+    """What ``uow.after_commit`` names mean here: nudging the workers through the broker.
+    The periodic relay and sweep find the work anyway if a nudge is lost."""
+    if not settings["CMS_BROKER_URL"]:
+        return {}
+    from cms.platform.broker import RELAY_TASK, SWEEP_TASK, Nudger
+
+    nudger = Nudger(settings["CMS_BROKER_URL"], settings["CMS_BROKER_PREFIX"])
+    hooks = {"sweep": functools.partial(nudger.nudge, SWEEP_TASK)}
+    # Workers listening on PostgreSQL hear about new events from the database itself.
+    if not (settings["CMS_RELAY_LISTEN"] and url.startswith("postgresql")):
+        hooks["relay"] = functools.partial(nudger.nudge, RELAY_TASK)
+    return hooks
+
+
+def _current_hooks() -> Mapping[str, Callable[[], None]]:
+    return current_app.extensions.get("cms_after_commit", {}) if current_app else {}
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") -> Flask:
@@ -96,12 +116,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     app.extensions["cms_authenticate"] = functools.partial(authenticate_key, cache=auth_cache)
     app.extensions["cms_database_facts"] = delivery_facts
     app.extensions["cms_render_cache"] = RenderCache(max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20))
-    if settings["CMS_BROKER_URL"]:
-        from cms.platform.broker import Nudger
-
-        app.extensions["cms_nudger"] = Nudger(settings["CMS_BROKER_URL"], settings["CMS_BROKER_PREFIX"])
-    # Workers listening on PostgreSQL hear about new events from the database itself.
-    app.extensions["cms_relay_listens"] = bool(settings["CMS_RELAY_LISTEN"]) and url.startswith("postgresql")
+    app.extensions["cms_after_commit"] = _after_commit_hooks(settings, url)
+    uow.install(db.session, _current_hooks)
 
     from cms.platform.http.problems import register_error_handlers
     from cms.routes import register_api

@@ -80,3 +80,31 @@ def test_deliveries_status_subscriptions_and_redeliver(committed_app):
     assert json.loads(cli(app, "redeliver", str(uuid.uuid4()), "--json")) == {"requeued": 0}
     usage = app.test_cli_runner().invoke(args=["redeliver"])
     assert usage.exit_code == 2 and "--failed" in usage.output
+
+
+def test_redeliver_never_touches_a_delivery_in_flight(committed_app):
+    """The CLI and the API share one requeue rule: a delivery a worker holds stays in flight."""
+    app = committed_app
+    keys = Keys(app)
+    client = app.test_client()
+    admin = keys.auth(Role.ADMIN)
+    client.post("/api/v1/subscriptions", json={"url": "https://93.184.215.14/x"}, headers=admin)
+    client.post("/api/v1/subscriptions", json={"url": "https://93.184.215.15/y"}, headers=admin)
+    cli(app, "seed", "--publish")
+    policy = dispatch.DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
+    with app.app_context():
+        relayed = fanout.relay(db.session, utcnow(), policy, EndpointCache())
+        db.session.commit()
+        held, failed = relayed.jobs
+        dispatch.record(db.session, [Result(failed, utcnow(), 5.0, status_code=502)], utcnow(), policy)
+        db.session.commit()
+        states = {d.id: d.status for d in db.session.scalars(select(Delivery))}
+    assert states == {held.delivery_id: "in_flight", failed.delivery_id: "failed"}
+
+    named = [str(held.delivery_id), str(failed.delivery_id)]
+    assert json.loads(cli(app, "redeliver", *named, "--json")) == {"requeued": 1}
+    with app.app_context():
+        states = {d.id: d.status for d in db.session.scalars(select(Delivery))}
+    assert states == {held.delivery_id: "in_flight", failed.delivery_id: "pending"}
+    reply = client.post(f"/api/v1/deliveries/{held.delivery_id}/redeliver", headers=admin)
+    assert reply.status_code == 409

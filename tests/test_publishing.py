@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from cms.authoring import articles
 from cms.events.models import OutboxEvent
+from cms.platform import uow
 from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
 from cms.publishing import commands as publishing
@@ -156,13 +157,12 @@ def test_outbox_event_exists_only_if_the_change_commits(committed_app):
     Keys(app)  # an actor key, committed
     actor = Actor(key_id=None, name="desk", role=Role.EDITOR)
     with app.app_context():
-        item = articles.create(db.session, actor, {"headline": "Outbox"})
+        item = articles.create(db.session, actor, {"headline": "Outbox"})  # a command: commits
         aid = item.id
-        db.session.commit()
 
-    with app.app_context():
-        publishing.publish(db.session, actor, aid)
-        db.session.rollback()
+    with app.app_context(), pytest.raises(RuntimeError), uow.transaction(db.session):
+        publishing.publish(db.session, actor, aid)  # joins the enclosing unit of work
+        raise RuntimeError("the unit of work fails after the publish")
     with app.app_context():  # a new session: what other connections see
         assert db.session.scalars(select(OutboxEvent).where(OutboxEvent.article_id == aid)).all() == []
         assert articles.get(db.session, aid).state == "draft"
@@ -170,7 +170,6 @@ def test_outbox_event_exists_only_if_the_change_commits(committed_app):
     with app.app_context():
         _article, event = publishing.publish(db.session, actor, aid)
         event_id = event.id
-        db.session.commit()
     with app.app_context():
         stored = db.session.scalars(select(OutboxEvent).where(OutboxEvent.article_id == aid)).all()
         assert [(e.id, e.type, e.sequence, e.relayed_at) for e in stored] == [

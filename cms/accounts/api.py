@@ -18,7 +18,7 @@ from cms.platform import pagination
 from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
 from cms.platform.http.fields import IdPageQuerySchema
-from cms.platform.http.routing import commit, respond, route
+from cms.platform.http.routing import respond, route
 
 bp = Blueprint("api_keys", __name__)
 
@@ -38,7 +38,6 @@ page_schema = ApiKeyPageSchema()
 )
 def create_key(actor: Actor, body: dict[str, Any]) -> Response:
     key, raw = api_keys.create(db.session, name=body["name"], role=Role(body["role"]))
-    commit()
     return respond({**key_schema.dump(key), "key": raw}, 201)
 
 
@@ -70,6 +69,5 @@ def list_keys(actor: Actor, query: dict[str, Any]) -> Response:
 def revoke_key(actor: Actor, key_id: uuid.UUID) -> Response:
     """The key stops working at once; the last active admin key cannot be revoked."""
     key = api_keys.revoke(db.session, actor, key_id)
-    commit()
     current_app.extensions["cms_auth_cache"].forget(key.key_hash)
     return Response(status=204)

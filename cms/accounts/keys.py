@@ -14,6 +14,7 @@ from cms.platform.actors import Actor, Role
 from cms.platform.caches import ExpiringMemo
 from cms.platform.clock import utcnow
 from cms.platform.errors import Conflict, NotFound
+from cms.platform.uow import command
 
 KEY_PREFIX = "cms_"
 DISPLAY_PREFIX_LENGTH = 12  # "cms_" + 8 characters: enough to tell keys apart, useless to an attacker
@@ -27,6 +28,7 @@ MIN_PROVIDED_KEY_LENGTH = 32
 MAX_KEY_LENGTH = 200
 
 
+@command
 def create(session: Session, *, name: str, role: Role, raw: str | None = None) -> tuple[ApiKey, str]:
     """A new key; returns the row and the raw key, which is never stored.
 
@@ -105,6 +107,7 @@ def page(
     return rows, (rows[-1].id if more and rows else None)
 
 
+@command
 def revoke(session: Session, actor: Actor, key_id: uuid.UUID) -> ApiKey:
     """Revoke a key; refuses to revoke the last active admin key (no lock-out)."""
     key = session.get(ApiKey, key_id)
@@ -120,3 +123,18 @@ def revoke(session: Session, actor: Actor, key_id: uuid.UUID) -> ApiKey:
             raise Conflict("This is the last active admin key; create another admin key first.")
     key.revoked_at = utcnow()
     return key
+
+
+@command
+def ensure_first_admin(session: Session, provided: str | None = None) -> str | None:
+    """Create an admin key if no active one exists; returns it (None when one existed).
+
+    ``provided`` (``CMS_ADMIN_KEY``) is used as the key instead of a random one,
+    so a deployment can provision it from its secret store."""
+    exists = session.scalar(
+        select(ApiKey.id).where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None)).limit(1)
+    )
+    if exists is not None:
+        return None  # (the unit of work ends the transaction: on SQLite it holds the write lock)
+    _key, raw = create(session, name="first admin", role=Role.ADMIN, raw=provided)
+    return raw

@@ -30,7 +30,7 @@ from cms.platform.http.conditional import (
     not_modified,
 )
 from cms.platform.http.problems import ApiError
-from cms.platform.http.routing import commit, read_only, respond, route
+from cms.platform.http.routing import read_only, respond, route
 
 bp = Blueprint("articles", __name__)
 
@@ -177,17 +177,12 @@ def _idempotency_key() -> str | None:
 def create_article(actor: Actor, body: dict[str, Any]) -> Response:
     """Repeating a request with the same Idempotency-Key returns the same article."""
     key = _idempotency_key()
-    message = body.pop("message", None)
-    if key is not None:
-        fingerprint = idempotency.request_fingerprint(g.raw_body)
-        existing = idempotency.claim(db.session, actor, key, fingerprint)
-        if existing is not None:
-            item = article_reads.read(db.session, existing)
-            return article_response(item, 201, **{"Idempotent-Replayed": "true"})
-    item = articles.create(db.session, actor, body, message=message)
-    if key is not None:
-        idempotency.complete(db.session, actor, key, item.id)
-    commit()
+    fingerprint = idempotency.request_fingerprint(g.raw_body) if key is not None else None
+    item, replayed = idempotency.create_article(
+        db.session, actor, body, message=body.pop("message", None), key=key, fingerprint=fingerprint
+    )
+    if replayed:
+        return article_response(item, 201, **{"Idempotent-Replayed": "true"})
     return article_response(item, 201)
 
 
@@ -225,5 +220,4 @@ def update_article(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) ->
     expected = if_match_versions()
     message = body.pop("message", None)
     item = articles.update(db.session, actor, article_id, body, expected_versions=expected, message=message)
-    commit()
     return article_response(item)

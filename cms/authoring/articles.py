@@ -23,6 +23,7 @@ from cms.content.reads import ArticleView, article_etag, view_of
 from cms.platform.actors import Actor, Role
 from cms.platform.clock import utcnow
 from cms.platform.errors import Conflict, InvalidTransition, NotFound, VersionConflict
+from cms.platform.uow import command
 
 # The editable fields, with the value a new article gets when one is omitted.
 FIELD_DEFAULTS: dict[str, Any] = {
@@ -111,6 +112,7 @@ def _sync_head(article: Article, data: dict[str, Any], previous_tags: list[str])
         article.tags = rows
 
 
+@command
 def create(
     session: Session, actor: Actor, fields: dict[str, Any], *, message: str | None = None
 ) -> ArticleView:
@@ -268,6 +270,7 @@ def _write_version(
     return view_of(article, version)
 
 
+@command
 def update(
     session: Session,
     actor: Actor,
@@ -291,6 +294,7 @@ def update(
     return _write_version(session, article, actor, data, message=message)
 
 
+@command
 def restore(
     session: Session,
     actor: Actor,

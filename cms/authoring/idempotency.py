@@ -10,10 +10,14 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cms.authoring import articles
 from cms.authoring.models import IdempotencyRecord
+from cms.content import reads as article_reads
+from cms.content.reads import ArticleView
 from cms.platform.actors import Actor
 from cms.platform.clock import utcnow
 from cms.platform.errors import Conflict, IdempotencyMismatch
+from cms.platform.uow import command
 
 
 def request_fingerprint(payload: Any) -> str:
@@ -57,3 +61,28 @@ def complete(session: Session, actor: Actor, key: str, article_id: uuid.UUID) ->
     record = session.get(IdempotencyRecord, (actor.key_id, key))
     assert record is not None
     record.article_id = article_id
+
+
+@command
+def create_article(
+    session: Session,
+    actor: Actor,
+    body: dict[str, Any],
+    *,
+    message: str | None,
+    key: str | None,
+    fingerprint: str | None,
+) -> tuple[ArticleView, bool]:
+    """Create an article, once per Idempotency-Key: ``(article, replayed)``.
+
+    The key's record and the article commit together, so a retried request either
+    finds both or neither."""
+    if key is not None:
+        assert fingerprint is not None
+        existing = claim(session, actor, key, fingerprint)
+        if existing is not None:
+            return article_reads.read(session, existing), True
+    item = articles.create(session, actor, body, message=message)
+    if key is not None:
+        complete(session, actor, key, item.id)
+    return item, False

@@ -23,7 +23,7 @@ from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
 from cms.platform.http.conditional import ETAG_RESPONSE_HEADER, IF_MATCH_HEADER, if_match_versions
 from cms.platform.http.fields import NumberPageQuerySchema
-from cms.platform.http.routing import commit, respond, route
+from cms.platform.http.routing import respond, route
 
 bp = Blueprint("versions", __name__)
 
@@ -101,7 +101,6 @@ def restore_version(actor: Actor, article_id: uuid.UUID, number: int, body: dict
         expected_versions=expected,
         message=body.get("message"),
     )
-    commit()
     return article_response(item)
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from cms.accounts import keys as api_keys
-from cms.accounts.models import ApiKey
 from cms.platform.actors import Role
 from cms.platform.extensions import db
 
@@ -22,7 +20,6 @@ ROLE_CHOICES = click.Choice([r.value for r in Role])
 def create_api_key(role: str, name: str | None) -> None:
     """Create an API key and print it (last line). It is shown only once."""
     key, raw = api_keys.create(db.session, name=name or f"{role} key", role=Role(role))
-    db.session.commit()
     click.echo(f"Created {role} key '{key.name}' (prefix {key.prefix}). Store it now; it is not shown again:")
     click.echo(raw)
 
@@ -33,20 +30,10 @@ def first_admin_key(provided: str | None = None) -> str | None:
     ``provided`` (``CMS_ADMIN_KEY``) is used as the key instead of a random one,
     so a deployment can provision it from its secret store.
     """
-    exists = db.session.scalar(
-        select(ApiKey.id).where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None)).limit(1)
-    )
-    if exists is not None:
-        # End the transaction: on SQLite it holds the write lock (BEGIN IMMEDIATE).
-        db.session.rollback()
-        return None
     try:
-        _key, raw = api_keys.create(db.session, name="first admin", role=Role.ADMIN, raw=provided or None)
+        return api_keys.ensure_first_admin(db.session, provided or None)
     except ValueError as exc:
-        db.session.rollback()
         raise click.ClickException(f"CMS_ADMIN_KEY: {exc}") from None
-    db.session.commit()
-    return raw
 
 
 @click.command("ensure-admin-key")

@@ -13,19 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from cms.authoring import articles
 from cms.content.models import Article
 from cms.content.seed import parse_wire_story
 from cms.events.models import OutboxEvent
 from cms.platform.actors import Actor, Role
-from cms.platform.broker import SWEEP_TASK, Nudger
 from cms.platform.clock import utcnow
 from cms.platform.extensions import db
 from cms.publishing import commands as publishing
+from cms.webhooks import deliveries
 from cms.webhooks.models import Delivery, DeliveryCount, DeliveryStatus, Subscription
 
 CLI_ACTOR = Actor(key_id=None, name="cms cli", role=Role.ADMIN)
@@ -53,12 +52,6 @@ def _age(then: datetime | None) -> str:
     return f"{seconds}s"
 
 
-def _nudge_sweep() -> None:
-    url = current_app.config["CMS_BROKER_URL"]
-    if url:
-        Nudger(url, current_app.config["CMS_BROKER_PREFIX"]).nudge(SWEEP_TASK)
-
-
 @click.command("seed")
 @click.argument("story", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 @click.option("--count", default=1, show_default=True, help="How many copies (each gets its own slug).")
@@ -81,7 +74,6 @@ def seed(story: Path | None, count: int, publish: bool, image_url: str, as_json:
             )
             if publish:
                 publishing.publish(db.session, CLI_ACTOR, view.id)
-            db.session.commit()
             created.append({"id": str(view.id), "slug": view.content_dict()["slug"]})
     state = "published" if publish else "draft"
     lines = [f"Created {len(created)} {state} article(s) from {path}:"] + [
@@ -210,33 +202,14 @@ def redeliver(
     """Send deliveries again (same webhook-id, fresh retry schedule)."""
     if not delivery_ids and not failed:
         raise click.UsageError("Name deliveries, or use --failed.")
-    stmt = select(Delivery.id).where(Delivery.status != DeliveryStatus.IN_FLIGHT.value)
-    if delivery_ids:
-        stmt = stmt.where(Delivery.id.in_(delivery_ids))
-    if failed:
-        stmt = stmt.where(Delivery.status == DeliveryStatus.FAILED.value)
-        if subscription_id:
-            stmt = stmt.where(Delivery.subscription_id == subscription_id)
-        if since:
-            stmt = stmt.where(Delivery.created_at >= since.replace(tzinfo=UTC))
-    live = select(Subscription.id).where(Subscription.deleted_at.is_(None))
-    ids = list(db.session.scalars(stmt.where(Delivery.subscription_id.in_(live))))
-    now = utcnow()
-    chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)]
-    with click.progressbar(chunks, label="Queueing", hidden=as_json or len(chunks) < 2) as bar:
-        for chunk in bar:
-            db.session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(chunk))
-                .values(
-                    status=DeliveryStatus.PENDING.value, retry_index=0, next_attempt_at=now, updated_at=now
-                )
-                .execution_options(synchronize_session=False)
-            )
-            db.session.commit()
-    if ids:
-        _nudge_sweep()
-    _emit(as_json, {"requeued": len(ids)}, f"Queued {len(ids)} delivery(ies) to be sent again.")
+    count = deliveries.requeue(
+        db.session,
+        ids=delivery_ids or None,
+        failed_only=failed,
+        subscription_id=subscription_id if failed else None,
+        since=since.replace(tzinfo=UTC) if failed and since else None,
+    )
+    _emit(as_json, {"requeued": count}, f"Queued {count} delivery(ies) to be sent again.")
 
 
 @click.group("outbox")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cms.content.models import Article, ArticleVersion
 from cms.events.models import OutboxEvent
+from cms.platform import uow
 from cms.platform.clock import utcnow
 
 
@@ -78,8 +79,7 @@ def _add(
         id=uuid.uuid4(), type=str(type_), occurred_at=utcnow(), actor=actor, data=data or {}, **about
     )
     session.add(event)
-    # Tells the request that committed it to nudge the relay (see cms.platform.http.routing.commit).
-    session.info["outbox_recorded"] = True
+    uow.after_commit(session, "relay")  # wake the relay once this is durable
     return event
 
 

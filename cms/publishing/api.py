@@ -13,7 +13,7 @@ from cms.content.reads import view_of
 from cms.events.models import OutboxEvent
 from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
-from cms.platform.http.routing import commit, respond, route
+from cms.platform.http.routing import respond, route
 from cms.publishing import commands as publishing
 from cms.publishing.schemas import (
     KillSchema,
@@ -30,7 +30,6 @@ RESPONSES = {200: ("The article after the change and the event it recorded", res
 
 def _result(article: Article, event: OutboxEvent) -> Response:
     latest = versions.get(db.session, article.id, article.current_version)
-    commit()
     return respond(result_schema.dump({"article": view_of(article, latest).as_dict(), "event": event}))
 
 

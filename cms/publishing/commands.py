@@ -22,8 +22,10 @@ from cms.events.outbox import EventType, record
 from cms.platform.actors import Actor, Role
 from cms.platform.clock import utcnow
 from cms.platform.errors import InvalidTransition, NotFound, Unprocessable
+from cms.platform.uow import command
 
 
+@command
 def publish(
     session: Session,
     actor: Actor,
@@ -81,6 +83,7 @@ def publish(
     return article, event
 
 
+@command
 def unpublish(
     session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str | None = None
 ) -> tuple[Article, OutboxEvent]:
@@ -94,6 +97,7 @@ def unpublish(
     return _withdraw(session, actor, article, ArticleState.UNPUBLISHED, EventType.UNPUBLISHED, reason)
 
 
+@command
 def kill(
     session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str
 ) -> tuple[Article, OutboxEvent]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cms.platform import pagination
+from cms.platform import pagination, uow
 from cms.platform.clock import utcnow
 from cms.platform.errors import Conflict, NotFound
+from cms.platform.uow import command
 from cms.webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 
 
@@ -63,18 +65,58 @@ def get(session: Session, delivery_id: uuid.UUID) -> Delivery:
     return delivery
 
 
+@command
 def redeliver(session: Session, delivery_id: uuid.UUID) -> Delivery:
     """Send a delivery again, whatever became of it, with a fresh retry schedule."""
     delivery = get(session, delivery_id)
     if delivery.status == DeliveryStatus.IN_FLIGHT:
-        raise Conflict("The delivery is being sent right now; wait for its outcome.", status=delivery.status)
+        raise Conflict(
+            "The delivery is being sent right now; wait for its outcome.", delivery_status=delivery.status
+        )
     sub = session.get(Subscription, delivery.subscription_id)
     if sub is None or sub.deleted_at is not None:
-        raise Conflict("The subscription was deleted.", status=delivery.status)
-    now = utcnow()
-    delivery.status = DeliveryStatus.PENDING.value
-    delivery.retry_index = 0
-    delivery.next_attempt_at = now
-    delivery.updated_at = now
-    session.info["deliveries_due"] = True
+        raise Conflict("The subscription was deleted.", delivery_status=delivery.status)
+    if not requeue(session, ids=[delivery_id]):  # it went in flight meanwhile
+        raise Conflict(
+            "The delivery is being sent right now; wait for its outcome.", delivery_status="in_flight"
+        )
+    session.refresh(delivery)
     return delivery
+
+
+@command
+def requeue(
+    session: Session,
+    *,
+    ids: Collection[uuid.UUID] | None = None,
+    failed_only: bool = False,
+    subscription_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+) -> int:
+    """Queue deliveries to be sent again (same webhook-id, fresh retry schedule); how many.
+
+    The one rule for every redelivery (API, recover, CLI): a delivery in flight is
+    never touched (its worker owns it until its outcome or lease expiry), nor is one
+    whose subscription was deleted. ``since`` bounds ``created_at`` from below."""
+    live = select(Subscription.id).where(Subscription.deleted_at.is_(None))
+    stmt = update(Delivery).where(
+        Delivery.status != DeliveryStatus.IN_FLIGHT.value, Delivery.subscription_id.in_(live)
+    )
+    if ids is not None:
+        stmt = stmt.where(Delivery.id.in_(list(ids)))
+    if failed_only:
+        stmt = stmt.where(Delivery.status == DeliveryStatus.FAILED.value)
+    if subscription_id is not None:
+        stmt = stmt.where(Delivery.subscription_id == subscription_id)
+    if since is not None:
+        stmt = stmt.where(Delivery.created_at >= since)
+    now = utcnow()
+    result = session.execute(
+        stmt.values(
+            status=DeliveryStatus.PENDING.value, retry_index=0, next_attempt_at=now, updated_at=now
+        ).execution_options(synchronize_session=False)
+    )
+    count = result.rowcount or 0  # type: ignore[attr-defined]
+    if count:
+        uow.after_commit(session, "sweep")
+    return count

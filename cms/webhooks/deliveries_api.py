@@ -11,7 +11,7 @@ from flask import Blueprint, Response
 from cms.platform import pagination
 from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
-from cms.platform.http.routing import commit, respond, route
+from cms.platform.http.routing import respond, route
 from cms.webhooks import deliveries
 from cms.webhooks.deliveries import DeliveryFilters
 from cms.webhooks.delivery_schemas import (
@@ -84,5 +84,4 @@ def get_delivery(actor: Actor, delivery_id: uuid.UUID) -> Response:
 def redeliver(actor: Actor, delivery_id: uuid.UUID) -> Response:
     """Works on succeeded, failed and cancelled deliveries; the same webhook-id is sent."""
     delivery = deliveries.redeliver(db.session, delivery_id)
-    commit()
     return respond(delivery_schema.dump(_with_attempts([delivery])[0]), 202)

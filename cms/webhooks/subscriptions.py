@@ -15,9 +15,12 @@ from sqlalchemy.orm import Session
 from cms.events import outbox
 from cms.events.models import OutboxEvent
 from cms.events.outbox import EventType
+from cms.platform import uow
 from cms.platform.actors import Actor
 from cms.platform.clock import utcnow
 from cms.platform.errors import Conflict, NotFound, Unprocessable
+from cms.platform.uow import command
+from cms.webhooks import deliveries
 from cms.webhooks.models import Delivery, DeliveryStatus, PayloadFormat, Subscription
 from cms.webhooks.transport.signing import generate_secret
 from cms.webhooks.transport.urls import Network, UrlRefused, check_url, parse_networks
@@ -109,6 +112,7 @@ def get(session: Session, subscription_id: uuid.UUID) -> Subscription:
     return sub
 
 
+@command
 def create(session: Session, fields: dict[str, Any], policy: UrlPolicy) -> tuple[Subscription, str]:
     """A new subscription; returns it with its signing secret (shown once)."""
     check_url_allowed(fields["url"], policy)
@@ -141,6 +145,7 @@ def create(session: Session, fields: dict[str, Any], policy: UrlPolicy) -> tuple
     return sub, secret
 
 
+@command
 def update_subscription(
     session: Session, subscription_id: uuid.UUID, changes: dict[str, Any], policy: UrlPolicy
 ) -> Subscription:
@@ -167,7 +172,7 @@ def update_subscription(
             sub.disabled_reason = None
             sub.failing_since = None
             sub.consecutive_failures = 0
-            session.info["deliveries_due"] = True
+            uow.after_commit(session, "sweep")
         else:
             sub.disabled_at = now
             sub.disabled_reason = "Disabled by an administrator."
@@ -191,6 +196,7 @@ def page(
     return rows, ((rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
+@command
 def delete(session: Session, subscription_id: uuid.UUID) -> Subscription:
     """Stop for good: the row and its delivery log stay, pending deliveries are cancelled."""
     sub = get(session, subscription_id)
@@ -208,6 +214,7 @@ def delete(session: Session, subscription_id: uuid.UUID) -> Subscription:
     return sub
 
 
+@command
 def rotate_secret(session: Session, subscription_id: uuid.UUID, grace: timedelta) -> tuple[Subscription, str]:
     """A new secret; the old one keeps signing too until the grace period ends."""
     sub = get(session, subscription_id)
@@ -220,6 +227,7 @@ def rotate_secret(session: Session, subscription_id: uuid.UUID, grace: timedelta
     return sub, secret
 
 
+@command
 def ping(session: Session, actor: Actor, subscription_id: uuid.UUID) -> OutboxEvent:
     """Send a ``webhook.ping`` test event to this subscription only."""
     sub = get(session, subscription_id)
@@ -234,21 +242,8 @@ def ping(session: Session, actor: Actor, subscription_id: uuid.UUID) -> OutboxEv
     )
 
 
+@command
 def recover(session: Session, subscription_id: uuid.UUID, since: datetime) -> int:
     """Send again every failed delivery created since ``since``; returns how many."""
     sub = get(session, subscription_id)
-    now = utcnow()
-    result = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.subscription_id == sub.id,
-            Delivery.status == DeliveryStatus.FAILED.value,
-            Delivery.created_at >= since,
-        )
-        .values(status=DeliveryStatus.PENDING.value, retry_index=0, next_attempt_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    count = result.rowcount or 0  # type: ignore[attr-defined]
-    if count:
-        session.info["deliveries_due"] = True
-    return count
+    return deliveries.requeue(session, failed_only=True, subscription_id=sub.id, since=since)

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app
 from cms.platform import pagination
 from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
-from cms.platform.http.routing import commit, respond, route
+from cms.platform.http.routing import respond, route
 from cms.webhooks import subscriptions
 from cms.webhooks.subscription_schemas import (
     PingResultSchema,
@@ -49,7 +49,6 @@ def _policy() -> subscriptions.UrlPolicy:
 def create_subscription(actor: Actor, body: dict[str, Any]) -> Response:
     """The secret (`whsec_…`) signs every webhook (Standard Webhooks); store it now."""
     sub, secret = subscriptions.create(db.session, body, _policy())
-    commit()
     payload = {**with_secret_schema.dump(sub), "secret": secret}
     return respond(payload, 201, {"Location": f"/api/v1/subscriptions/{sub.id}"})
 
@@ -94,7 +93,6 @@ def get_subscription(actor: Actor, subscription_id: uuid.UUID) -> Response:
 def update_subscription(actor: Actor, subscription_id: uuid.UUID, body: dict[str, Any]) -> Response:
     """`enabled: true` resumes a disabled subscription: its queued deliveries go out in order."""
     sub = subscriptions.update_subscription(db.session, subscription_id, body, _policy())
-    commit()
     return respond(subscription_schema.dump(sub))
 
 
@@ -109,7 +107,6 @@ def update_subscription(actor: Actor, subscription_id: uuid.UUID, body: dict[str
 def delete_subscription(actor: Actor, subscription_id: uuid.UUID) -> Response:
     """Pending deliveries are cancelled; the delivery log is kept."""
     subscriptions.delete(db.session, subscription_id)
-    commit()
     return Response(status=204)
 
 
@@ -126,7 +123,6 @@ def rotate_secret(actor: Actor, subscription_id: uuid.UUID) -> Response:
     carry signatures with both the old and the new secret."""
     grace = subscriptions.rotation_grace(current_app.config)
     sub, secret = subscriptions.rotate_secret(db.session, subscription_id, grace)
-    commit()
     return respond({**with_secret_schema.dump(sub), "secret": secret})
 
 
@@ -142,7 +138,6 @@ def rotate_secret(actor: Actor, subscription_id: uuid.UUID) -> Response:
 def ping(actor: Actor, subscription_id: uuid.UUID) -> Response:
     """Delivered like any event; see its outcome in the delivery log."""
     event = subscriptions.ping(db.session, actor, subscription_id)
-    commit()
     return respond({"event_id": str(event.id)}, 202)
 
 
@@ -158,5 +153,4 @@ def ping(actor: Actor, subscription_id: uuid.UUID) -> Response:
 def recover(actor: Actor, subscription_id: uuid.UUID, body: dict[str, Any]) -> Response:
     """Every failed delivery created since `since` starts a fresh retry schedule."""
     count = subscriptions.recover(db.session, subscription_id, body["since"])
-    commit()
     return respond({"requeued": count}, 202)

@@ -55,10 +55,14 @@ class ApiError(Exception):
         self.extensions = extensions
 
 
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
+
+
 def problem(
     status: int,
     title: str,
     detail: str | None = None,
+    /,
     *,
     code: str | None = None,
     headers: dict[str, str] | None = None,
@@ -72,7 +76,8 @@ def problem(
     if detail:
         body["detail"] = detail
     body["instance"] = request.path
-    body.update({k: v for k, v in extensions.items() if v is not None})
+    # Extension members never replace the standard ones (RFC 9457 section 3.1).
+    body.update({k: v for k, v in extensions.items() if v is not None and k not in RESERVED_MEMBERS})
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
         response.headers[name] = value

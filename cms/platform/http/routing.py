@@ -16,7 +16,6 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema
 
 from cms.platform.actors import Actor, Role
-from cms.platform.broker import RELAY_TASK, SWEEP_TASK, Nudger
 from cms.platform.extensions import db
 from cms.platform.http.problems import ApiError
 
@@ -214,23 +213,8 @@ def parse_query(schema: Schema) -> dict[str, Any]:
 
 
 def commit() -> None:
-    """End the request's unit of work: the one commit of a mutating request.
-
-    When the transaction recorded outbox events (or made deliveries due), the
-    workers are nudged once it has committed; the periodic relay and sweep
-    find the work anyway if the nudge is lost. On PostgreSQL the outbox insert
-    itself wakes the workers (LISTEN/NOTIFY), so no broker message is needed.
-    """
-    info = db.session.info
-    relay = info.pop("outbox_recorded", False)
-    sweep = info.pop("deliveries_due", False)
+    """Commit the request's unit of work; after-commit hooks (worker nudges) then run."""
     db.session.commit()
-    nudger: Nudger | None = current_app.extensions.get("cms_nudger")
-    if nudger is not None:
-        if relay and not current_app.extensions.get("cms_relay_listens"):
-            nudger.nudge(RELAY_TASK)
-        if sweep:
-            nudger.nudge(SWEEP_TASK)
 
 
 def respond(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
