@@ -12,9 +12,10 @@ from cms.events.models import OutboxEvent
 from cms.platform.actors import Role
 from cms.platform.clock import utcnow
 from cms.platform.extensions import db
-from cms.webhooks import dispatch, fanout
+from cms.webhooks import fanout, outcomes
 from cms.webhooks.endpoints import EndpointCache
 from cms.webhooks.models import Delivery
+from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.schedule import RetryPolicy
 from cms.webhooks.transport.sender import Result
 from tests.conftest import Keys
@@ -56,12 +57,12 @@ def test_deliveries_status_subscriptions_and_redeliver(committed_app):
         "/api/v1/subscriptions", json={"url": "https://93.184.215.14/x"}, headers=admin
     ).get_json()
     cli(app, "seed", "--publish")
-    policy = dispatch.DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
+    policy = DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
     with app.app_context():
         relayed = fanout.relay(db.session, utcnow(), policy, EndpointCache())
         db.session.commit()
         [job] = relayed.jobs
-        dispatch.record(db.session, [Result(job, utcnow(), 5.0, status_code=502)], utcnow(), policy)
+        outcomes.record(db.session, [Result(job, utcnow(), 5.0, status_code=502)], utcnow(), policy)
         db.session.commit()
 
     listed = json.loads(cli(app, "subscriptions", "list", "--json"))
@@ -91,12 +92,12 @@ def test_redeliver_never_touches_a_delivery_in_flight(committed_app):
     client.post("/api/v1/subscriptions", json={"url": "https://93.184.215.14/x"}, headers=admin)
     client.post("/api/v1/subscriptions", json={"url": "https://93.184.215.15/y"}, headers=admin)
     cli(app, "seed", "--publish")
-    policy = dispatch.DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
+    policy = DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
     with app.app_context():
         relayed = fanout.relay(db.session, utcnow(), policy, EndpointCache())
         db.session.commit()
         held, failed = relayed.jobs
-        dispatch.record(db.session, [Result(failed, utcnow(), 5.0, status_code=502)], utcnow(), policy)
+        outcomes.record(db.session, [Result(failed, utcnow(), 5.0, status_code=502)], utcnow(), policy)
         db.session.commit()
         states = {d.id: d.status for d in db.session.scalars(select(Delivery))}
     assert states == {held.delivery_id: "in_flight", failed.delivery_id: "failed"}

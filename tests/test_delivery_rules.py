@@ -13,10 +13,10 @@ from sqlalchemy import delete, func, select, update
 
 from cms.events.models import OutboxEvent
 from cms.platform.actors import Role
-from cms.webhooks import dispatch, fanout
-from cms.webhooks.dispatch import DeliveryPolicy
+from cms.webhooks import dispatch, fanout, outcomes
 from cms.webhooks.endpoints import STAMP, EndpointCache
 from cms.webhooks.models import Delivery, DeliveryAttempt, DeliveryCount, EventPayload, Subscription
+from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.schedule import DEFAULT_SCHEDULE, RetryPolicy
 from cms.webhooks.transport.sender import Job, Result
 from tests.helpers import create, patch, post
@@ -73,7 +73,7 @@ def outcome(job, clock, status=None, error=None, retry_after=None):
 
 
 def record(session, clock, results):
-    done = dispatch.record(session, results, clock(), POLICY)
+    done = outcomes.record(session, results, clock(), POLICY)
     session.commit()
     return done
 
@@ -187,9 +187,9 @@ def test_an_expired_lease_counts_an_attempt_and_sends_again(client, db_session, 
     published(client, admin)
     [job] = ready(db_session, clock)
     clock.advance(seconds=30)
-    assert dispatch.expire_leases(db_session, clock(), POLICY).subscriptions == set()
+    assert outcomes.expire_leases(db_session, clock(), POLICY).subscriptions == set()
     clock.advance(seconds=31)
-    done = dispatch.expire_leases(db_session, clock(), POLICY)
+    done = outcomes.expire_leases(db_session, clock(), POLICY)
     db_session.commit()
     assert done.retrying == 1
     row = delivery(db_session, job.delivery_id)

@@ -13,9 +13,10 @@ from cms.platform.actors import Role
 from cms.platform.broker import PRUNE_TASK, RETRIES_QUEUE
 from cms.platform.clock import utcnow
 from cms.platform.extensions import db
-from cms.webhooks import dispatch, fanout, retention
+from cms.webhooks import fanout, outcomes, retention
 from cms.webhooks.endpoints import EndpointCache
 from cms.webhooks.models import Delivery, DeliveryAttempt, EventPayload
+from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.schedule import RetryPolicy
 from cms.webhooks.transport.sender import Result
 from tests.conftest import Keys
@@ -43,8 +44,8 @@ def _history(app) -> dict[str, int]:
     admin = keys.auth(Role.ADMIN)
     client.post("/api/v1/subscriptions", json={"url": "https://93.184.215.14/x"}, headers=admin)
     cli(app, "seed", "--publish", "--count", "4")
-    final = dispatch.DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
-    retrying = dispatch.DeliveryPolicy(retry=RetryPolicy(schedule=(0, 3600)), rng=random.Random(1))
+    final = DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
+    retrying = DeliveryPolicy(retry=RetryPolicy(schedule=(0, 3600)), rng=random.Random(1))
     long_ago = utcnow() - timedelta(days=100)
     with app.app_context():
         relayed = fanout.relay(db.session, utcnow(), final, EndpointCache())
@@ -52,10 +53,10 @@ def _history(app) -> dict[str, int]:
         jobs = sorted(relayed.jobs, key=lambda j: str(j.delivery_id))
         assert len(jobs) == 4
         now = utcnow()
-        dispatch.record(db.session, [Result(jobs[0], now, 5.0, status_code=200)], now, final)
-        dispatch.record(db.session, [Result(jobs[1], now, 5.0, status_code=502)], now, final)
-        dispatch.record(db.session, [Result(jobs[2], now, 5.0, status_code=503)], now, retrying)
-        dispatch.record(db.session, [Result(jobs[3], now, 5.0, status_code=204)], now, final)
+        outcomes.record(db.session, [Result(jobs[0], now, 5.0, status_code=200)], now, final)
+        outcomes.record(db.session, [Result(jobs[1], now, 5.0, status_code=502)], now, final)
+        outcomes.record(db.session, [Result(jobs[2], now, 5.0, status_code=503)], now, retrying)
+        outcomes.record(db.session, [Result(jobs[3], now, 5.0, status_code=204)], now, final)
         old = [j.delivery_id for j in jobs[:3]]
         db.session.execute(
             update(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(old)).values(attempted_at=long_ago)

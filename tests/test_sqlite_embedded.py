@@ -15,7 +15,8 @@ from sqlalchemy import event, text
 
 from cms.platform.actors import Role
 from cms.platform.extensions import db
-from cms.webhooks import dispatch
+from cms.webhooks import dispatch, outcomes
+from cms.webhooks.policy import policy as delivery_policy
 from tests.conftest import Keys, make_app
 from tests.helpers import create
 
@@ -105,7 +106,7 @@ def _plans_of(app, work) -> list[tuple[str, list[str]]]:
 
 def test_claim_sweep_and_lease_expiry_use_indexes_not_scans(sqlite_app):
     """The queries that run every second, as they are sent: no full scan of deliveries."""
-    policy = dispatch.policy(sqlite_app.config)
+    policy = delivery_policy(sqlite_app.config)
     now = datetime(2026, 11, 30, tzinfo=UTC)
 
     def work() -> None:
@@ -114,7 +115,7 @@ def test_claim_sweep_and_lease_expiry_use_indexes_not_scans(sqlite_app):
             db.session, now, policy, limit=100, endpoints={}, bodies=None, subscription_ids=[uuid.uuid4()]
         )
         dispatch.has_due(db.session, now, [uuid.uuid4()])
-        dispatch.expire_leases(db.session, now, policy)
+        outcomes.expire_leases(db.session, now, policy)
         db.session.rollback()
 
     plans = _plans_of(sqlite_app, work)

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from standardwebhooks import Webhook
 
+from cms.webhooks import formats
 from cms.webhooks.endpoints import Endpoint
-from cms.webhooks.formats import payloads
-from cms.webhooks.formats.payloads import EventFacts
+from cms.webhooks.formats import EventFacts
 from cms.webhooks.models import Subscription
 from cms.webhooks.transport import signing, urls
 from cms.webhooks.transport.schedule import (
@@ -87,7 +87,7 @@ def _facts(type_: str, **data) -> EventFacts:
 )
 def test_ninjs_payloads_validate_against_ninjs_2_1(type_, data, status):
     facts = _facts(type_, **data)
-    body = json.loads(payloads.render(facts, "ninjs"))
+    body = json.loads(formats.render(facts, "ninjs"))
     assert set(body) == {"type", "timestamp", "data"} and body["type"] == type_
     assert body["timestamp"] == "2024-11-07T20:50:00.000000Z"
     item = body["data"]
@@ -105,7 +105,7 @@ def test_ninjs_payloads_validate_against_ninjs_2_1(type_, data, status):
 
 def test_json_payload_carries_the_article_as_published():
     facts = _facts("article.corrected", correction_note="Fixed.", previous_version=1)
-    body = json.loads(payloads.render(facts, "json"))
+    body = json.loads(formats.render(facts, "json"))
     data = body["data"]
     assert data["event_id"] == str(facts.id) and data["sequence"] == 3 and data["version"] == 2
     article = data["article"]
@@ -115,7 +115,7 @@ def test_json_payload_carries_the_article_as_published():
     assert article["published_version"] == 2 and article["state"] == "published"
     assert data["correction_note"] == "Fixed." and data["previous_version"] == 1
 
-    killed = json.loads(payloads.render(_facts("article.killed", slug="s", reason="Legal"), "json"))["data"]
+    killed = json.loads(formats.render(_facts("article.killed", slug="s", reason="Legal"), "json"))["data"]
     assert killed["reason"] == "Legal" and killed["article"]["state"] == "killed" and "headline" not in killed
 
 
@@ -123,7 +123,7 @@ def test_bodies_are_compact_utf8():
     facts = _facts("article.published")
     assert facts.article is not None
     facts.article["headline"] = "Путин поздрави Тръмп"
-    raw = payloads.render(facts, "json")
+    raw = formats.render(facts, "json")
     assert "Путин поздрави Тръмп".encode() in raw  # UTF-8, not \u escapes
     assert raw.startswith(b'{"type":"article.published","timestamp":')
 

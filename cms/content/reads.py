@@ -64,9 +64,15 @@ class ArticleView:
     def etag(self) -> str:
         return article_etag(self.version, self.updated_at)
 
+    def head(self) -> dict[str, Any]:
+        """Every field but the version snapshot."""
+        return {name: getattr(self, name) for name in _HEAD_NAMES}
+
     def as_dict(self) -> dict[str, Any]:
-        head = {name: getattr(self, name) for name in self.__slots__ if name != "content"}
-        return {**self.content_dict(), **head}
+        return {**self.content_dict(), **self.head()}
+
+
+_HEAD_NAMES = tuple(name for name in ArticleView.__slots__ if name != "content")
 
 
 def view_of(article: Article, version: ArticleVersion) -> ArticleView:

@@ -6,6 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from cms.content import representation
+from cms.content.representation import STATES
 from cms.content.slugs import MAX_SLUG_LENGTH, SLUG_PATTERN
 from cms.platform.http.fields import (
     HTTP_URL,
@@ -18,7 +20,6 @@ from cms.platform.http.fields import (
 )
 
 BODY_MAX_BYTES = 2 * 1024 * 1024
-STATES = ("draft", "published", "unpublished", "killed")
 # BCP 47 in practice: a 2-3 letter language, then subtags (region, script, variant).
 BCP47 = r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$"
 
@@ -100,47 +101,40 @@ class LeadImageOutSchema(Schema):
     alt_text = fields.String(allow_none=True)
 
 
-class _ContentOut(Schema):
-    headline = fields.String(required=True)
-    standfirst = fields.String(required=True, allow_none=True)
-    body = fields.String(required=True)
-    byline = fields.String(required=True, allow_none=True)
-    dateline = fields.String(required=True, allow_none=True)
-    section = fields.String(required=True, allow_none=True)
-    tags = fields.List(fields.String(), required=True)
-    language = fields.String(required=True)
-    slug = fields.String(required=True)
-    lead_image = fields.Nested(LeadImageOutSchema, required=True, allow_none=True)
-    credits = fields.List(fields.String(), required=True)
-    editor_note = fields.String(required=True, allow_none=True)
+def _out(f: representation.Field) -> fields.Field:
+    """The output field for one representation field (every one always present)."""
+    kw: dict[str, Any] = {"required": True, "allow_none": f.nullable}
+    if f.description:
+        kw["metadata"] = {"description": f.description}
+    if f.kind == "tags":
+        return fields.List(fields.String(), **kw)
+    if f.kind == "image":
+        return fields.Nested(LeadImageOutSchema, **kw)
+    if f.kind == "state":
+        return fields.String(validate=validate.OneOf(STATES), **kw)
+    return _SIMPLE[f.kind](**kw)
 
 
-class _HeadOut(Schema):
-    id = fields.UUID(required=True)
-    state = fields.String(required=True, validate=validate.OneOf(STATES))
-    version = fields.Integer(required=True, metadata={"description": "Latest version number."})
-    published_version = fields.Integer(
-        required=True,
-        allow_none=True,
-        metadata={"description": "Version partners have (or last had); null if never published."},
-    )
-    kill_reason = fields.String(required=True, allow_none=True)
-    created_at = fields.AwareDateTime(required=True)
-    updated_at = fields.AwareDateTime(required=True)
-    first_published_at = fields.AwareDateTime(required=True, allow_none=True)
-    published_at = fields.AwareDateTime(required=True, allow_none=True)
+_SIMPLE: dict[str, type[fields.Field]] = {
+    "text": fields.String,
+    "html": fields.String,
+    "language": fields.String,
+    "slug": fields.String,
+    "id": fields.UUID,
+    "int": fields.Integer,
+    "datetime": fields.AwareDateTime,
+}
+
+# Generated from cms.content.representation: the fields, their order, their nullability.
+_ContentOut = Schema.from_dict({f.name: _out(f) for f in representation.CONTENT}, name="_ContentOut")
+_HeadOut = Schema.from_dict({f.name: _out(f) for f in representation.HEAD}, name="_HeadOut")
+ArticleSchema = Schema.from_dict({f.name: _out(f) for f in representation.FIELDS}, name="ArticleSchema")
 
 
-class ArticleSchema(_HeadOut, _ContentOut):
-    updated_by = fields.String(required=True, metadata={"description": "Who saved the latest version."})
-
-
-class ArticleSummarySchema(_HeadOut):
-    slug = fields.String(required=True)
-    headline = fields.String(required=True)
-    section = fields.String(required=True, allow_none=True)
-    language = fields.String(required=True)
-    tags = fields.List(fields.String(), required=True)
+ArticleSummarySchema = Schema.from_dict(
+    {f.name: _out(f) for f in representation.SUMMARY},
+    name="ArticleSummarySchema",
+)
 
 
 class ArticlePageSchema(Schema):

@@ -1,7 +1,8 @@
-"""Delivery bookkeeping: claim what may be sent now, record what happened.
+"""Claims: which deliveries may be sent now, decided in the database.
 
-The rules live here, in the database, so any number of workers can share the
-work and a crashed one loses nothing:
+This is the one place that answers "may this delivery go now?", for the
+relay's fresh deliveries and the sweep's retries alike, so any number of
+workers can share the work and a crashed one loses nothing:
 
 * ordering: a delivery is sent only when no earlier delivery (lower sequence)
   of the same article to the same subscription is still open (pending or in
@@ -14,51 +15,35 @@ work and a crashed one loses nothing:
   failed attempt and the retry schedule sends it again;
 * retries wait in the database (``next_attempt_at``) for the periodic sweep.
 
-Nothing here commits: the worker task that calls it owns the transaction.
+Outcomes are recorded by ``cms.webhooks.outcomes``. Nothing here commits: the
+worker task that calls it owns the transaction.
 """
 
 from __future__ import annotations
 
-import random
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, exists, func, select, update
+from sqlalchemy import Select, and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from cms.events import outbox
-from cms.events.outbox import EventType
 from cms.platform import bulk
 from cms.platform.caches import ByteLRU
 from cms.webhooks.endpoints import Endpoint
 from cms.webhooks.models import (
     OPEN_STATUSES,
     Delivery,
-    DeliveryAttempt,
     DeliveryStatus,
     EventPayload,
     Subscription,
 )
-from cms.webhooks.transport.schedule import RetryPolicy, parse_retry_after, parse_schedule
-from cms.webhooks.transport.sender import Job, Result
+from cms.webhooks.policy import DeliveryPolicy
+from cms.webhooks.transport.sender import Job
 
 D = Delivery.__table__
 S = Subscription.__table__
-
-LEASE_EXPIRED = "no outcome was recorded before the lease expired (worker lost?)"
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    lease_seconds: float = 60.0
-    disable_after: timedelta = timedelta(days=5)
-    rng: random.Random | None = None
-
 
 class BodyCache(ByteLRU):
     """Recently rendered payloads by (event id, format), so a worker sending a
@@ -67,15 +52,6 @@ class BodyCache(ByteLRU):
 
     def __init__(self, max_bytes: int = 4 * 2**20, name: str | None = None) -> None:
         super().__init__(name, max_bytes)
-
-
-def policy(config: Mapping[str, Any]) -> DeliveryPolicy:
-    """The delivery policy from ``CMS_WEBHOOK_*`` settings."""
-    return DeliveryPolicy(
-        retry=RetryPolicy(schedule=parse_schedule(config["CMS_WEBHOOK_RETRY_SCHEDULE"])),
-        lease_seconds=float(config["CMS_WEBHOOK_LEASE_SECONDS"]),
-        disable_after=timedelta(days=float(config["CMS_WEBHOOK_DISABLE_AFTER_DAYS"])),
-    )
 
 
 def _claim_ids(
@@ -267,308 +243,6 @@ def _jobs(
             )
         )
     return jobs
-
-
-@dataclass
-class Recorded:
-    """What ``record`` did: subscriptions to look at again, and ones it disabled."""
-
-    subscriptions: set[uuid.UUID] = field(default_factory=set)
-    disabled: list[uuid.UUID] = field(default_factory=list)
-    outcomes: list[str] = field(default_factory=list)  # per result, in order
-    succeeded: int = 0
-    retrying: int = 0
-    failed: int = 0
-
-
-_DELIVERY_UPDATE = (
-    update(D)
-    .where(
-        D.c.id == bindparam("b_id"),
-        D.c.status == DeliveryStatus.IN_FLIGHT.value,
-        D.c.attempts == bindparam("b_prev_attempts"),
-    )
-    .values(
-        status=bindparam("v_status"),
-        attempts=bindparam("v_attempts"),
-        retry_index=bindparam("v_retry_index"),
-        next_attempt_at=bindparam("v_next_attempt_at"),
-        lease_expires_at=None,
-        last_attempt_at=bindparam("v_last_attempt_at"),
-        delivered_at=bindparam("v_delivered_at"),
-        last_status_code=bindparam("v_last_status_code"),
-        last_error=bindparam("v_last_error"),
-        updated_at=bindparam("v_updated_at"),
-    )
-)
-
-
-ATTEMPT_COLUMNS = (
-    "delivery_id",
-    "number",
-    "attempted_at",
-    "duration_ms",
-    "status_code",
-    "error",
-    "response_excerpt",
-    "outcome",
-)
-
-# PostgreSQL: every outcome of a batch in one statement (attempt log, delivery
-# states, subscription health), one round trip whatever the batch size. Arrays
-# go in binary (%(…)b): quoting a thousand response excerpts as text costs more
-# than the statement.
-_PG_RECORD = """
-WITH v AS (
-    SELECT * FROM unnest(
-        %(id)b::uuid[], %(prev)b::int[], %(status)b::text[], %(attempts)b::int[], %(retry_index)b::int[],
-        %(next_at)b::timestamptz[], %(last_at)b::timestamptz[], %(delivered_at)b::timestamptz[],
-        %(code)b::int[], %(error)b::text[], %(excerpt)b::text[], %(outcome)b::text[], %(duration)b::float8[]
-    ) AS v(id, prev, status, attempts, retry_index, next_at, last_at, delivered_at, code, error,
-           excerpt, outcome, duration)
-), logged AS (
-    INSERT INTO delivery_attempts (delivery_id, number, attempted_at, duration_ms, status_code, error,
-                                   response_excerpt, outcome)
-    SELECT id, attempts, last_at, duration, code, error, excerpt, outcome FROM v
-), healthy AS (
-    UPDATE subscriptions SET last_success_at = %(now)s, failing_since = NULL, consecutive_failures = 0
-    WHERE id = ANY(%(healthy)b::uuid[])
-      AND (failing_since IS NOT NULL OR consecutive_failures <> 0 OR last_success_at IS NULL
-           OR last_success_at < %(stale)s)
-), failing AS (
-    UPDATE subscriptions AS s SET last_failure_at = %(now)s,
-        failing_since = coalesce(s.failing_since, %(now)s),
-        consecutive_failures = s.consecutive_failures + f.n
-    FROM unnest(%(f_id)b::uuid[], %(f_n)b::int[]) AS f(id, n)
-    WHERE s.id = f.id
-)
-UPDATE deliveries AS d SET
-    status = v.status, attempts = v.attempts, retry_index = v.retry_index,
-    next_attempt_at = v.next_at, lease_expires_at = NULL, last_attempt_at = v.last_at,
-    delivered_at = v.delivered_at, last_status_code = v.code, last_error = v.error,
-    updated_at = %(now)s
-FROM v
-WHERE d.id = v.id AND d.status = 'in_flight' AND d.attempts = v.prev
-"""
-
-
-def record(session: Session, results: Sequence[Result], now: datetime, policy: DeliveryPolicy) -> Recorded:
-    """Log each attempt and move its delivery on: succeeded, retry later, or failed.
-
-    An outcome only moves a delivery still in flight from that same attempt: a
-    late answer for a lease that already expired is logged but changes nothing.
-    """
-    done = Recorded()
-    if not results:
-        return done
-    attempts: list[tuple[Any, ...]] = []
-    updates: list[dict[str, Any]] = []
-    healthy: set[uuid.UUID] = set()
-    failing: dict[uuid.UUID, int] = defaultdict(int)
-    gone: set[uuid.UUID] = set()
-    for r in results:
-        job = r.job
-        done.subscriptions.add(job.subscription_id)
-        failures = job.retry_index
-        next_at = None
-        if r.ok:
-            outcome, status = "succeeded", DeliveryStatus.SUCCEEDED
-            healthy.add(job.subscription_id)
-            done.succeeded += 1
-        elif r.status_code == 410:
-            outcome, status = "gone", DeliveryStatus.FAILED
-            gone.add(job.subscription_id)
-            done.failed += 1
-        else:
-            failures += 1
-            if r.error != LEASE_EXPIRED:  # a lost worker is not the endpoint's fault
-                failing[job.subscription_id] += 1
-            retry_after = parse_retry_after(r.retry_after, now) if r.status_code in (429, 503) else None
-            next_at = policy.retry.next_attempt_at(failures, now, retry_after=retry_after, rng=policy.rng)
-            if next_at is None:
-                outcome, status = "failed", DeliveryStatus.FAILED
-                done.failed += 1
-            else:
-                outcome, status = "retrying", DeliveryStatus.PENDING
-                done.retrying += 1
-        if r.error == LEASE_EXPIRED and status == DeliveryStatus.PENDING:
-            outcome = "lease-expired"
-        done.outcomes.append(outcome)
-        attempts.append(
-            (
-                job.delivery_id,
-                job.attempt,
-                r.started_at,
-                r.duration_ms,
-                r.status_code,
-                r.error,
-                r.excerpt,
-                outcome,
-            )
-        )
-        updates.append(
-            {
-                "id": job.delivery_id,
-                "prev": job.attempt - 1,
-                "status": status.value,
-                "attempts": job.attempt,
-                "retry_index": failures,
-                "next_at": next_at,
-                "last_at": r.started_at,
-                "delivered_at": now if r.ok else None,
-                "code": r.status_code,
-                "error": r.error,
-            }
-        )
-    failing_only = {sid: n for sid, n in failing.items() if sid not in healthy}
-    if bulk.is_postgres(session):
-        columns = {name: [u[name] for u in updates] for name in updates[0]}
-        bulk.driver_cursor(session).execute(
-            _PG_RECORD,
-            {
-                **columns,
-                "excerpt": [a[6] for a in attempts],
-                "outcome": [a[7] for a in attempts],
-                "duration": [a[3] for a in attempts],
-                "now": now,
-                "stale": now - HEALTH_REFRESH,
-                "healthy": list(healthy),
-                "f_id": list(failing_only),
-                "f_n": list(failing_only.values()),
-            },
-        )
-    else:
-        bulk.copy_rows(session, DeliveryAttempt.__table__, ATTEMPT_COLUMNS, attempts)
-        _write_outcomes(session, updates, now)
-        _update_health(session, now, healthy, failing_only)
-    for sid in gone:
-        if _disable(session, sid, now, "The endpoint answered 410 Gone."):
-            done.disabled.append(sid)
-    done.disabled.extend(_disable_failing(session, now, policy, set(failing) - healthy - gone))
-    return done
-
-
-def _write_outcomes(session: Session, updates: list[dict[str, Any]], now: datetime) -> None:
-    session.execute(
-        _DELIVERY_UPDATE,
-        [
-            {
-                "b_id": u["id"],
-                "b_prev_attempts": u["prev"],
-                "v_status": u["status"],
-                "v_attempts": u["attempts"],
-                "v_retry_index": u["retry_index"],
-                "v_next_attempt_at": u["next_at"],
-                "v_last_attempt_at": u["last_at"],
-                "v_delivered_at": u["delivered_at"],
-                "v_last_status_code": u["code"],
-                "v_last_error": u["error"],
-                "v_updated_at": now,
-            }
-            for u in updates
-        ],
-    )
-
-
-HEALTH_REFRESH = timedelta(minutes=1)
-
-
-def _update_health(
-    session: Session, now: datetime, healthy: set[uuid.UUID], failing: dict[uuid.UUID, int]
-) -> None:
-    if healthy:
-        # Only rows whose record changes: a healthy subscription's last_success_at
-        # is refreshed at most once a minute instead of on every delivery.
-        session.execute(
-            update(S)
-            .where(
-                S.c.id.in_(healthy),
-                S.c.failing_since.is_not(None)
-                | (S.c.consecutive_failures != 0)
-                | S.c.last_success_at.is_(None)
-                | (S.c.last_success_at < now - HEALTH_REFRESH),
-            )
-            .values(last_success_at=now, failing_since=None, consecutive_failures=0)
-        )
-    counts: dict[int, list[uuid.UUID]] = defaultdict(list)
-    for sid, n in failing.items():
-        counts[n].append(sid)
-    for n, sids in counts.items():
-        session.execute(
-            update(S)
-            .where(S.c.id.in_(sids))
-            .values(
-                last_failure_at=now,
-                failing_since=func.coalesce(S.c.failing_since, now),
-                consecutive_failures=S.c.consecutive_failures + n,
-            )
-        )
-
-
-def _disable(session: Session, sid: uuid.UUID, now: datetime, reason: str) -> bool:
-    """Disable one subscription and record ``subscription.disabled`` (False if it already was)."""
-    stmt = (
-        update(S)
-        .where(S.c.id == sid, S.c.enabled.is_(True))
-        .values(enabled=False, disabled_at=now, disabled_reason=reason, updated_at=now)
-        .returning(S.c.id)
-    )
-    if session.execute(stmt).first() is None:
-        return False
-    outbox.record_system(
-        session,
-        EventType.SUBSCRIPTION_DISABLED,
-        subscription_id=sid,
-        actor="system",
-        data={"reason": reason, "disabled_at": now.isoformat()},
-    )
-    return True
-
-
-def _disable_failing(
-    session: Session, now: datetime, policy: DeliveryPolicy, candidates: set[uuid.UUID]
-) -> list[uuid.UUID]:
-    if not candidates:
-        return []
-    since = now - policy.disable_after
-    stale = session.scalars(
-        select(S.c.id).where(S.c.id.in_(candidates), S.c.enabled.is_(True), S.c.failing_since <= since)
-    ).all()
-    days = policy.disable_after.total_seconds() / 86400
-    reason = f"Every delivery has failed for {days:g} days."
-    return [sid for sid in stale if _disable(session, sid, now, reason)]
-
-
-def expire_leases(session: Session, now: datetime, policy: DeliveryPolicy, *, limit: int = 1000) -> Recorded:
-    """Deliveries whose worker vanished: count a failed attempt and schedule a retry."""
-    rows = session.execute(
-        select(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempts, D.c.retry_index)
-        .where(D.c.status == DeliveryStatus.IN_FLIGHT.value, D.c.lease_expires_at < now)
-        .limit(limit)
-    ).all()
-    if not rows:
-        return Recorded()
-    results = [
-        Result(
-            Job(
-                delivery_id=r.id,
-                event_id=r.event_id,
-                subscription_id=r.subscription_id,
-                url="",
-                body=b"",
-                keys=(),
-                headers=(),
-                attempt=r.attempts + 1,
-                max_in_flight=0,
-                retry_index=r.retry_index,
-            ),
-            started_at=now,
-            duration_ms=0.0,
-            error=LEASE_EXPIRED,
-        )
-        for r in rows
-    ]
-    return record(session, results, now, policy)
 
 
 def stats(session: Session) -> dict[str, int]:

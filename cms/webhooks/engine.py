@@ -36,8 +36,9 @@ from cms.platform.broker import DELIVER_TASK, DELIVERIES_QUEUE, RELAY_TASK, RETR
 from cms.platform.clock import utcnow
 from cms.platform.extensions import db
 from cms.platform.supervision import ThreadState, supervise
-from cms.webhooks import dispatch, fanout
+from cms.webhooks import dispatch, fanout, outcomes
 from cms.webhooks.endpoints import EndpointCache
+from cms.webhooks.policy import policy as delivery_policy
 from cms.webhooks.transport.sender import Job, Lanes, Result, Sender
 from cms.webhooks.transport.urls import parse_networks
 
@@ -62,7 +63,7 @@ class Runtime:
     def __init__(self, app: Flask, send_task: Callable[..., Any]) -> None:
         self.app = app
         self.config = app.config
-        self.policy = dispatch.policy(app.config)
+        self.policy = delivery_policy(app.config)
         self.endpoints = EndpointCache()
         self.bodies = dispatch.BodyCache(
             max_bytes=int(float(app.config["CMS_WORKER_BODY_CACHE_MB"]) * 2**20), name="webhook-bodies"
@@ -200,7 +201,7 @@ class Runtime:
         with self.app.app_context():
             try:
                 done = self._in_transaction(
-                    lambda now: dispatch.record(db.session, self._pending, now, self.policy)
+                    lambda now: outcomes.record(db.session, self._pending, now, self.policy)
                 )
             except Exception:
                 _discard_session()
@@ -350,7 +351,7 @@ class Runtime:
     def sweep(self) -> int:
         """Expired leases back to the schedule, then send everything that is due."""
         with self.app.app_context():
-            expired = self._in_transaction(lambda now: dispatch.expire_leases(db.session, now, self.policy))
+            expired = self._in_transaction(lambda now: outcomes.expire_leases(db.session, now, self.policy))
             if expired.disabled:
                 self.nudge_relay()
             sent = 0

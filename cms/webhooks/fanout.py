@@ -4,37 +4,39 @@ Runs in a worker's transaction (the task commits). Payloads are rendered once
 per (event, format) and stored; deliveries are written in bulk, unique per
 (event, subscription), so running a relay twice creates nothing new.
 
-Deliveries that may go at once (no earlier event of the article still open
-for that subscription, room under its in-flight cap, subscription enabled) are
-written already claimed (``in_flight`` with a lease) and returned as jobs, so
-a publish reaches partners without a second round of queries. The rest wait
-as ``pending`` for ``dispatch.claim``. Disabled subscriptions still get their
-deliveries (a pause): they go out, in order, when it is enabled again.
-Deleted ones get none.
+Deliveries are written ``pending`` and then claimed, in the same transaction,
+by ``dispatch.claim``: the one rule for "may this delivery go now?" (no earlier
+event of the article still open for that subscription, room under its
+in-flight cap, subscription enabled). Those claimed are returned as jobs, with
+the bodies just rendered, so a publish reaches partners at once; the rest wait
+for the sweep. Disabled subscriptions still get their deliveries (a pause):
+they go out, in order, when it is enabled again. Deleted ones get none.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cms.events import outbox
 from cms.events.outbox import EventType
 from cms.platform import bulk
-from cms.webhooks.dispatch import BodyCache, DeliveryPolicy
+from cms.webhooks import dispatch
+from cms.webhooks.dispatch import BodyCache
 from cms.webhooks.endpoints import STAMP_SQL, Endpoint, EndpointCache
-from cms.webhooks.formats.payloads import EventFacts, render
-from cms.webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, EventPayload
+from cms.webhooks.formats import EventFacts, render
+from cms.webhooks.models import Delivery, DeliveryStatus, EventPayload
+from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.sender import Job
 
 D = Delivery.__table__
+PENDING = DeliveryStatus.PENDING.value
 DELIVERY_COLUMNS = (
     "id",
     "event_id",
@@ -100,65 +102,23 @@ class Relayed:
     waiting: int = 0  # written pending: blocked by an earlier event, the cap, or a pause
 
 
-def _open_pairs(session: Session, article_ids: set[uuid.UUID]) -> set[tuple[uuid.UUID, uuid.UUID]]:
-    if not article_ids:
-        return set()
-    stmt = (
-        select(D.c.subscription_id, D.c.article_id)
-        .where(D.c.article_id.in_(article_ids), D.c.status.in_(OPEN_STATUSES))
-        .distinct()
-    )
-    return {(s, a) for s, a in session.execute(stmt)}
-
-
-def _in_flight(session: Session) -> Counter[uuid.UUID]:
-    stmt = (
-        select(D.c.subscription_id, func.count())
-        .where(D.c.status == DeliveryStatus.IN_FLIGHT.value)
-        .group_by(D.c.subscription_id)
-    )
-    return Counter(dict(session.execute(stmt).all()))
-
-
 def _already_fanned_out(session: Session, event_ids: Sequence[uuid.UUID]) -> bool:
     return session.execute(select(D.c.id).where(D.c.event_id.in_(event_ids)).limit(1)).first() is not None
 
 
-@dataclass
-class _State:
-    """What fan-out needs to know about deliveries already in the database."""
-
-    stamp: tuple[Any, ...] | None
-    fresh: bool  # no delivery of these events exists yet
-    blocked: set[tuple[uuid.UUID, uuid.UUID]]  # (subscription, article) with an open delivery
-    in_flight: Counter[uuid.UUID]
+_PG_READS = (STAMP_SQL, "SELECT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ANY(%(events)s))")
 
 
-_PG_READS = (
-    STAMP_SQL,
-    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ANY(%(events)s))",
-    "SELECT DISTINCT subscription_id, article_id FROM deliveries"
-    " WHERE article_id = ANY(%(articles)s) AND status IN ('pending', 'in_flight')",
-    "SELECT subscription_id, count(*) FROM deliveries WHERE status = 'in_flight' GROUP BY subscription_id",
-)
-
-
-def _read_state(session: Session, event_ids: list[uuid.UUID], article_ids: set[uuid.UUID]) -> _State:
+def _read_state(session: Session, event_ids: list[uuid.UUID]) -> tuple[tuple[Any, ...] | None, bool]:
+    """(subscriptions' change stamp, whether no delivery of these events exists yet)."""
     if bulk.is_postgres(session):
-        # Four reads, one round trip (psycopg pipeline mode).
+        # Both reads in one round trip (psycopg pipeline mode).
         connection = bulk.driver_connection(session)
-        params = {"events": event_ids, "articles": list(article_ids)}
         with connection.pipeline():
-            cursors = [connection.execute(q, params, prepare=True) for q in _PG_READS]
-        stamp, (fanned,), pairs, flying = (
-            cursors[0].fetchone(),
-            cursors[1].fetchone(),
-            cursors[2].fetchall(),
-            cursors[3].fetchall(),
-        )
-        return _State(tuple(stamp), not fanned, {(s, a) for s, a in pairs}, Counter(dict(flying)))
-    fresh = not _already_fanned_out(session, event_ids)
-    return _State(None, fresh, _open_pairs(session, article_ids), _in_flight(session))
+            cursors = [connection.execute(q, {"events": event_ids}, prepare=True) for q in _PG_READS]
+        stamp, (fanned,) = cursors[0].fetchone(), cursors[1].fetchone()
+        return tuple(stamp), not fanned
+    return None, not _already_fanned_out(session, event_ids)
 
 
 # PostgreSQL: payloads, deliveries and the relayed mark in one statement.
@@ -242,58 +202,29 @@ def relay(
     if not rows:
         return Relayed()
     event_ids = [r.id for r in rows]
-    facts = [facts_of(r) for r in rows]
-    state = _read_state(session, event_ids, {f.article_id for f in facts if f.article_id is not None})
-    live = list(cache.get(session, state.stamp).values())
+    stamp, fresh = _read_state(session, event_ids)
+    live = cache.get(session, stamp)
     done = Relayed(event_ids=event_ids)
-    # Re-relaying after a crash: the deliveries may exist already, so write
-    # pending rows (conflicts ignored) and leave the claiming to dispatch.claim.
-    room = {e.id: e.max_in_flight - state.in_flight.get(e.id, 0) for e in live}
-    lease = now + timedelta(seconds=policy.lease_seconds)
+    bodies = bodies if bodies is not None else BodyCache()
     payloads: list[tuple[uuid.UUID, str, str]] = []
     deliveries: list[tuple[Any, ...]] = []
-    for f in facts:
-        targets = matching(f, live)
+    for f in (facts_of(r) for r in rows):
+        targets = matching(f, live.values())
         done.summary.append((f.id, f.type, len(targets)))
-        rendered = {fmt: render(f, fmt) for fmt in sorted({t.format for t in targets})}
-        for fmt, body in rendered.items():
+        for fmt in sorted({t.format for t in targets}):
+            body = render(f, fmt)
             payloads.append((f.id, fmt, body.decode()))
-            if bodies is not None:
-                bodies.put((f.id, fmt), body)
-        for t in targets:
-            delivery_id = uuid.uuid4()
-            go = state.fresh and t.enabled and room[t.id] > 0 and (t.id, f.article_id) not in state.blocked
-            if go:
-                room[t.id] -= 1
-                done.jobs.append(
-                    Job(
-                        delivery_id=delivery_id,
-                        event_id=f.id,
-                        subscription_id=t.id,
-                        url=t.url,
-                        body=rendered[t.format],
-                        keys=t.keys_at(now),
-                        headers=t.headers,
-                        attempt=1,
-                        max_in_flight=t.max_in_flight,
-                    )
-                )
-            else:
-                done.waiting += 1
-            status = DeliveryStatus.IN_FLIGHT.value if go else DeliveryStatus.PENDING.value
-            deliveries.append(
-                (
-                    delivery_id,
-                    f.id,
-                    t.id,
-                    f.article_id,
-                    f.sequence,
-                    f.type,
-                    t.format,
-                    status,
-                    lease if go else None,
-                )
-            )
-    _write(session, now, event_ids, payloads, deliveries, state.fresh)
+            bodies.put((f.id, fmt), body)
+        deliveries.extend(
+            (uuid.uuid4(), f.id, t.id, f.article_id, f.sequence, f.type, t.format, PENDING, None)
+            for t in targets
+        )
+    # Re-relaying after a crash, the deliveries may exist already: conflicts are ignored.
+    _write(session, now, event_ids, payloads, deliveries, fresh)
     done.deliveries = len(deliveries)
+    if deliveries:
+        done.jobs = dispatch.claim(
+            session, now, policy, limit=len(deliveries), event_ids=event_ids, endpoints=live, bodies=bodies
+        )
+    done.waiting = done.deliveries - len(done.jobs)
     return done

@@ -1,0 +1,31 @@
+"""Webhook bodies: the Standard Webhooks envelope around one of the formats.
+
+Every body is ``{"type", "timestamp", "data"}``. Bodies are rendered once per
+(event, format) and stored, so every subscriber and every retry gets the same
+bytes; only the signature is computed per send. A format is a module with a
+``data(facts)`` function, registered in ``FORMATS``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from cms.webhooks.formats import json_format, ninjs
+from cms.webhooks.formats.facts import EventFacts, timestamp
+
+FORMATS: dict[str, Callable[[EventFacts], dict[str, Any]]] = {
+    "json": json_format.data,
+    "ninjs": ninjs.data,
+}
+
+__all__ = ["FORMATS", "EventFacts", "render"]
+
+
+def render(facts: EventFacts, fmt: str) -> bytes:
+    """The webhook body for ``facts`` in format ``fmt``."""
+    # System events have no news item; they use our JSON in every format.
+    data = FORMATS[fmt](facts) if facts.article_id is not None else json_format.data(facts)
+    envelope = {"type": facts.type, "timestamp": timestamp(facts.occurred_at), "data": data}
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,38 @@
+"""What a webhook body is made of: the facts of one event, captured when it is relayed."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ARTICLE_URN = "urn:newsroom-cms:article:"
+PUBLISHING_EVENTS = ("article.published", "article.updated", "article.corrected")
+WITHDRAWAL_EVENTS = ("article.unpublished", "article.killed")
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """Everything a payload is made of."""
+
+    id: uuid.UUID
+    type: str
+    occurred_at: datetime
+    sequence: int | None = None
+    version: int | None = None
+    article_id: uuid.UUID | None = None
+    subscription_id: uuid.UUID | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    # The article as of ``version``: content fields plus id, state, created_at,
+    # first_published_at, published_at, updated_by. None for system events.
+    article: dict[str, Any] | None = None
+
+
+def timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as Standard Webhooks examples use."""
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
