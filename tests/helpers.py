@@ -1,8 +1,9 @@
-"""Small test helpers: the seed story and API shortcuts."""
+"""Small test helpers: the seed story, API shortcuts, and waiting by polling."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,20 @@ def at_once(n: int, fn: Callable[[int], Any], timeout: float = 120) -> None:
     for t in threads:
         t.join(timeout=timeout)
     assert not any(t.is_alive() for t in threads), "a concurrent worker did not finish"
+
+
+def eventually(
+    predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition", every: float = 0.05
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes.
+
+    Tests wait with this, never with a fixed sleep: fast machines pass fast, slow
+    ones get the whole deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)
