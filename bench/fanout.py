@@ -144,6 +144,36 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def start_stack(
+    env: dict[str, str], logs: Path, name: str, *, concurrency: int = 2, beat_level: str = "INFO"
+) -> tuple[dict[str, subprocess.Popen[bytes]], int, int]:
+    """The sink, the API (gunicorn, 2 workers), one Celery worker and beat, as docker
+    compose runs them: ``(processes by role, sink port, API port)``. Stop with ``stop``."""
+    sink_port, api_port = free_port(), free_port()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs["sink"] = spawn(
+        "sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", str(sink_port)], env, logs
+    )
+    wait_for_log(logs, "sink", "listening")
+    procs["api"] = spawn(
+        "api", [str(BIN / "gunicorn"), "-w", "2", "-b", f"{HOST}:{api_port}", "cms.wsgi:app"], env, logs
+    )
+    procs["worker"] = spawn(
+        "worker",
+        [str(BIN / "celery"), "-A", "workers", "worker", f"--concurrency={concurrency}", "--loglevel=WARNING",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
+        env,
+        logs,
+    )  # fmt: skip
+    procs["beat"] = spawn(
+        "beat", [str(BIN / "celery"), "-A", "workers", "beat", f"--loglevel={beat_level}"], env, logs
+    )
+    wait_for_log(logs, "api", "Booting worker")
+    if beat_level == "INFO":
+        wait_for_log(logs, "beat", "beat: Starting")
+    return procs, sink_port, api_port
+
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -387,50 +417,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     )
     procs: list[subprocess.Popen[bytes]] = []
-    roles: dict[str, subprocess.Popen[bytes]] = {}
     print(f"database {name}; logs in {logs}", flush=True)
     try:
         cms(env, "db", "upgrade")
         key = cms(env, "create-api-key", "--role", "admin", "--name", "bench").strip().splitlines()[-1]
-        sink_port, api_port = free_port(), free_port()
-        procs.append(
-            spawn("sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", str(sink_port)], env, logs)
-        )
-        wait_for_log(logs, "sink", "listening")
-        procs.append(
-            spawn(
-                "api",
-                [str(BIN / "gunicorn"), "-w", "2", "-b", f"{HOST}:{api_port}", "cms.wsgi:app"],
-                env,
-                logs,
-            )
-        )
-        procs.append(
-            spawn(
-                "worker",
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "workers",
-                    "worker",
-                    f"--concurrency={args.concurrency}",
-                    "--loglevel=WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                    "-n",
-                    f"bench-{prefix}@%h",
-                ],
-                env,
-                logs,
-            )
-        )
-        procs.append(
-            spawn("beat", [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=INFO"], env, logs)
-        )
-        roles.update(zip(("sink", "api", "worker", "beat"), procs, strict=True))
-        wait_for_log(logs, "api", "Booting worker")
-        wait_for_log(logs, "beat", "beat: Starting")
+        roles, sink_port, api_port = start_stack(env, logs, f"bench-{prefix}", concurrency=args.concurrency)
+        procs.extend(roles.values())
         time.sleep(2)
         api, sink = Api(api_port, key), Sink(sink_port)
 

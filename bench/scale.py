@@ -43,7 +43,7 @@ from psycopg import sql
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-from authoring import ADMIN_DSN, BIN, HOST, admin_execute, cms, database_url, free_port  # noqa: E402
+from authoring import ADMIN_DSN, HOST, admin_execute, cms, database_url  # noqa: E402
 from fanout import (  # noqa: E402
     REDIS_URL,
     RESULTS_DIR,
@@ -52,9 +52,8 @@ from fanout import (  # noqa: E402
     fan_out_rates,
     first_delivery_latency,
     set_subscriptions,
-    spawn,
+    start_stack,
     stop,
-    wait_for_log,
 )
 
 TARGET_READ_RATIO = 1.5
@@ -207,45 +206,8 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         loaded = load_history(plain_url, args.deliveries if kind == "big" else SMALL_HISTORY)
         print(f"[{kind}] history loaded in {loaded['seconds']} s: {loaded['rows']}", flush=True)
         key = cms(env, "create-api-key", "--role", "admin", "--name", "bench").strip().splitlines()[-1]
-        sink_port, api_port = free_port(), free_port()
-        procs.append(
-            spawn("sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", str(sink_port)], env, logs)
-        )
-        wait_for_log(logs, "sink", "listening")
-        procs.append(
-            spawn(
-                "api",
-                [str(BIN / "gunicorn"), "-w", "2", "-b", f"{HOST}:{api_port}", "cms.wsgi:app"],
-                env,
-                logs,
-            )
-        )
-        procs.append(
-            spawn(
-                "worker",
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "workers",
-                    "worker",
-                    "--concurrency=2",
-                    "--loglevel=WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                    "-n",
-                    f"scale-{prefix}@%h",
-                ],
-                env,
-                logs,
-            )
-        )
-        procs.append(
-            spawn("beat", [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=INFO"], env, logs)
-        )
-        roles = dict(zip(("sink", "api", "worker", "beat"), procs, strict=True))
-        wait_for_log(logs, "api", "Booting worker")
-        wait_for_log(logs, "beat", "beat: Starting")
+        roles, sink_port, api_port = start_stack(env, logs, f"scale-{prefix}")
+        procs.extend(roles.values())
         api, sink = Api(api_port, key), Sink(sink_port)
         set_subscriptions(api, sink, 1000)
         fan_out = fan_out_rates(api, sink, 1000, args.rounds, procs=roles)

@@ -31,8 +31,8 @@ from psycopg import sql
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-from authoring import ADMIN_DSN, BIN, HOST, admin_execute, cms, database_url, free_port  # noqa: E402
-from fanout import REDIS_URL, RESULTS_DIR, Api, Sink, set_subscriptions, spawn, stop, wait_for_log  # noqa: E402
+from authoring import ADMIN_DSN, admin_execute, cms, database_url  # noqa: E402
+from fanout import REDIS_URL, RESULTS_DIR, Api, Sink, set_subscriptions, start_stack, stop  # noqa: E402
 
 LEVEL_MIB_PER_MIN = 0.25
 
@@ -115,25 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cms(env, "db", "upgrade")
         key = cms(env, "create-api-key", "--role", "admin", "--name", "soak").strip().splitlines()[-1]
-        sink_port, api_port = free_port(), free_port()
-        procs["sink"] = spawn(
-            "sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", str(sink_port)], env, logs
-        )
-        wait_for_log(logs, "sink", "listening")
-        procs["api"] = spawn(
-            "api", [str(BIN / "gunicorn"), "-w", "2", "-b", f"{HOST}:{api_port}", "cms.wsgi:app"], env, logs
-        )
-        procs["worker"] = spawn(
-            "worker",
-            [str(BIN / "celery"), "-A", "workers", "worker", "--concurrency=2", "--loglevel=WARNING",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"soak-{prefix}@%h"],
-            env,
-            logs,
-        )  # fmt: skip
-        procs["beat"] = spawn(
-            "beat", [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=WARNING"], env, logs
-        )
-        wait_for_log(logs, "api", "Booting worker")
+        started_procs, sink_port, api_port = start_stack(env, logs, f"soak-{prefix}", beat_level="WARNING")
+        procs.update(started_procs)
         time.sleep(3)
         api, sink = Api(api_port, key), Sink(sink_port)
         set_subscriptions(api, sink, args.subscriptions)
