@@ -16,29 +16,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_migrate import upgrade
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from cms.accounts import keys as api_keys
-from cms.app import create_app
-from cms.platform.actors import Role
 from cms.platform.clock import set_clock
 from cms.platform.extensions import db
 from tests.dbs import DatabaseFactory, require_postgres
+from tests.factories import Keys, make_app, migrate
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def make_app(url: str, **overrides: Any) -> Flask:
-    # No broker unless a test asks for one: publishing must work without it.
-    settings = {"CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "test", "CMS_BROKER_URL": "", **overrides}
-    return create_app(settings)
-
-
-def migrate(app: Flask) -> None:
-    with app.app_context():
-        upgrade()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -105,21 +91,6 @@ def db_session(app: Flask) -> Iterator[Any]:
 @pytest.fixture
 def client(app: Flask, db_session: Any) -> FlaskClient:
     return app.test_client()
-
-
-class Keys:
-    """One API key per role, created inside the test's transaction."""
-
-    def __init__(self, app: Flask) -> None:
-        self.raw: dict[Role, str] = {}
-        with app.app_context():
-            for role in Role:
-                _key, raw = api_keys.create(db.session, name=f"{role} tester", role=role)
-                self.raw[role] = raw
-            db.session.commit()
-
-    def auth(self, role: Role | str = Role.ADMIN) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.raw[Role(role)]}"}
 
 
 @pytest.fixture

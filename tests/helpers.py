@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -91,3 +92,18 @@ def eventually(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(every)
+
+
+def cli(app: Any, *args: str) -> str:
+    """Run a ``cms`` command in-process; it must succeed."""
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def free_port() -> int:
+    """A port that was free a moment ago, for servers that cannot report an ephemeral
+    one (Docker's published ports); anything that can bind port 0 itself does."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

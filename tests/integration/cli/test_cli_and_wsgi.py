@@ -15,8 +15,9 @@ from sqlalchemy import create_engine, inspect
 
 from cms.accounts import keys as api_keys
 from cms.platform.extensions import db
-from tests.conftest import make_app
 from tests.dbs import DatabaseFactory
+from tests.factories import make_app
+from tests.helpers import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -87,12 +88,6 @@ def test_admin_key_from_the_environment_is_accepted_only_if_it_can_authenticate(
         db.engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -111,7 +106,7 @@ def test_served_over_real_http(databases: DatabaseFactory, server: str):
     """gunicorn cms.wsgi:app (production) and `cms run` (development) serve the API."""
     url = databases.copy_url()
     key = _cms(url, "create-api-key", "--role", "editor").stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "http-test", "CMS_PORT": str(port)}
     cmd = (
         [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "cms.wsgi:app"]
@@ -144,7 +139,7 @@ def test_gunicorns_own_warnings_come_out(databases: DatabaseFactory, tmp_path):
     """gunicorn logs through its own format (with %(process)d): our logging setup must not
     break it, or "Invalid request" and "Worker exiting" turn into logging tracebacks."""
     url = databases.copy_url()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CMS_DATABASE_URL": url, "CMS_SECRET_KEY": "log-test", "CMS_PORT": str(port)}
     env["CMS_API_WORKERS"] = "1"
     out = tmp_path / "gunicorn.log"

@@ -311,7 +311,7 @@ def test_concurrent_relays_fan_out_each_event_once(committed_app):
     """Four relays at once over forty events (several per article): every delivery is
     written and claimed exactly once, and each article's events in sequence order."""
     from cms.platform.extensions import db
-    from tests.conftest import Keys
+    from tests.factories import Keys
     from tests.helpers import at_once
 
     app = committed_app

@@ -9,8 +9,8 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from cms.platform.extensions import db
-from tests.conftest import make_app
 from tests.dbs import DatabaseFactory
+from tests.factories import make_app
 
 
 def test_filter_keys_are_filled_in_for_existing_articles(databases: DatabaseFactory):

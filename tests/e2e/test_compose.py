@@ -27,9 +27,9 @@ from standardwebhooks import Webhook
 
 from cms.content.seed import parse_wire_story
 from tests.docker_engine import Engine, EngineUnavailable
-from tests.test_deploy import free_port
+from tests.helpers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CI = os.environ.get("CI", "").lower() == "true"
 PROJECT = "newsroom-cms-test"
 SEED = ROOT / "cms" / "fixtures" / "seed-article.txt"

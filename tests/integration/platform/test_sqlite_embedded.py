@@ -17,7 +17,7 @@ from cms.platform.actors import Role
 from cms.platform.extensions import db
 from cms.webhooks import dispatch, outcomes
 from cms.webhooks.policy import policy as delivery_policy
-from tests.conftest import Keys, make_app
+from tests.factories import Keys, make_app
 from tests.helpers import create
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,11 +22,12 @@ import yaml
 from standardwebhooks import Webhook
 
 from cms.config import SETTINGS
+from tests.helpers import free_port
 from tests.receivers import Receiver
 from tests.schemas import load_schema
 from tests.stack import REDIS_URL, require_redis
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 APP_SERVICES = ("migrate", "api", "worker", "beat")
 
@@ -101,12 +101,6 @@ def test_dockerfile_is_slim_non_root_and_pinned():
     for requirement in project["dependencies"]:
         name = re.split(r"[<>=\[ ]", requirement)[0].lower().replace("_", "-")
         assert name in lock, f"{name} is not pinned in requirements.lock"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_containers_commands_run_for_real(compose, pg_databases, tmp_path):

@@ -18,13 +18,8 @@ from cms.webhooks.models import Delivery
 from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.schedule import RetryPolicy
 from cms.webhooks.transport.sender import Result
-from tests.conftest import Keys
-
-
-def cli(app, *args):
-    result = app.test_cli_runner().invoke(args=list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
+from tests.factories import Keys
+from tests.helpers import cli
 
 
 def test_seed_loads_the_sample_story(committed_app):

@@ -14,7 +14,7 @@ from cms.platform import uow
 from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
 from cms.publishing import commands as publishing
-from tests.conftest import Keys
+from tests.factories import Keys
 from tests.helpers import at_once, create, patch, post, seed_fields
 
 

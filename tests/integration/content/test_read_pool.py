@@ -8,15 +8,15 @@ import pytest
 
 from cms.platform.actors import Role
 from cms.platform.db import ReadPool
-from tests.conftest import Keys
 from tests.dbs import PG_ADMIN_DSN
+from tests.factories import Keys
 from tests.helpers import create
 
 
 @pytest.fixture
 def pg_app(pg_databases):
     from cms.platform.extensions import db
-    from tests.conftest import make_app
+    from tests.factories import make_app
 
     app = make_app(pg_databases.copy_url())
     yield app

@@ -13,7 +13,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.dbs import PG_ADMIN_DSN
-from tests.helpers import eventually, seed_fields
+from tests.helpers import eventually, free_port, seed_fields
 from tests.receivers import Receiver
 from tests.schemas import load_schema
 from tests.stack import redis_available
@@ -364,14 +364,6 @@ def test_ping_redeliver_and_recover(stack, receiver):
     assert events[0]["deliveries"] == {"succeeded": 1, "total": 1}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _redis_server(port: int, tmp) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
@@ -401,7 +393,7 @@ def test_events_published_while_redis_is_down_are_all_delivered(stack, receiver,
     With workers listening on PostgreSQL (the default) deliveries do not even
     wait for Redis; relying on the broker alone, they go out once it is back.
     """
-    port = _free_port()
+    port = free_port()
     redis_proc = _redis_server(port, tmp_path)
     try:
         stack.broker_url = f"redis://127.0.0.1:{port}/0"

@@ -19,8 +19,8 @@ from cms.webhooks.models import Delivery, DeliveryAttempt, EventPayload
 from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.schedule import RetryPolicy
 from cms.webhooks.transport.sender import Result
-from tests.conftest import Keys
-from tests.test_cli_ops import cli
+from tests.factories import Keys
+from tests.helpers import cli
 
 
 def _attempts(app) -> dict[str, list[int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from tests.conftest import make_app
+from tests.factories import make_app
 from tests.stack import REDIS_URL, require_redis
 
 

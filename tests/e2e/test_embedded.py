@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,16 +16,10 @@ from pathlib import Path
 import requests
 from standardwebhooks import Webhook
 
-from tests.helpers import seed_fields
+from tests.helpers import free_port, seed_fields
 from tests.receivers import Receiver
 
 CMS = str(Path(sys.executable).parent / "cms")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(tmp: Path, port: int, log: Path) -> subprocess.Popen[bytes]:

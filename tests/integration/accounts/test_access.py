@@ -106,7 +106,7 @@ def test_last_admin_key_cannot_be_revoked(client, keys):
 def test_revocation_reaches_other_processes_without_the_cache(committed_app):
     """Another process (here: another app on the same database) honours a revocation at
     once with CMS_AUTH_CACHE_SECONDS=0, and the revoking process always does."""
-    from tests.conftest import Keys, make_app
+    from tests.factories import Keys, make_app
 
     keys = Keys(committed_app)
     admin = keys.auth(Role.ADMIN)
