@@ -19,7 +19,7 @@ from cms.webhooks.models import Delivery, DeliveryAttempt, EventPayload
 from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.schedule import RetryPolicy
 from cms.webhooks.transport.sender import Result
-from tests.factories import Keys
+from tests.factories import ArticleFactory, Keys, SubscriptionFactory
 from tests.helpers import cli
 
 
@@ -39,11 +39,9 @@ def _attempts(app) -> dict[str, list[int]]:
 
 def _history(app) -> dict[str, int]:
     """Four deliveries: succeeded and failed long ago, retrying since long ago, succeeded now."""
-    keys = Keys(app)
-    client = app.test_client()
-    admin = keys.auth(Role.ADMIN)
-    client.post("/api/v1/subscriptions", json={"url": "https://93.184.215.14/x"}, headers=admin)
-    cli(app, "seed", "--publish", "--count", "4")
+    with app.app_context():
+        SubscriptionFactory(session=db.session)
+        ArticleFactory.create_batch(4, session=db.session, publish=True)
     final = DeliveryPolicy(retry=RetryPolicy(schedule=(0,)), rng=random.Random(1))
     retrying = DeliveryPolicy(retry=RetryPolicy(schedule=(0, 3600)), rng=random.Random(1))
     long_ago = utcnow() - timedelta(days=100)
