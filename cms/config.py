@@ -106,15 +106,32 @@ def load_config(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """Merge defaults, the environment and explicit overrides (highest wins)."""
-    env = os.environ if environ is None else environ
+    config = _from_environment(os.environ if environ is None else environ)
+    for name, value in (overrides or {}).items():
+        config[name] = _override_value(name, value)
+    _fill_derived(config)
+    return config
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """Every setting: its variable converted when set and not empty, else the default."""
     config: dict[str, Any] = {}
     for name, (default, convert) in SETTINGS.items():
         value = env.get(name)
         config[name] = convert(value) if value not in (None, "") else default
-    for name, value in (overrides or {}).items():
-        # Overrides may be strings, as in the environment (tests, tools).
-        convert = SETTINGS.get(name, (None, None))[1]
-        config[name] = convert(value) if convert is not None and isinstance(value, str) and value else value
+    return config
+
+
+def _override_value(name: str, value: Any) -> Any:
+    """Overrides may be strings, as in the environment (tests, tools): a non-empty
+    string for a known setting is converted; anything else is taken as given."""
+    convert = SETTINGS.get(name, (None, None))[1]
+    return convert(value) if convert is not None and isinstance(value, str) and value else value
+
+
+def _fill_derived(config: dict[str, Any]) -> None:
+    """Settings whose default depends on others: the database under the var
+    directory, the broker next to it, a random secret key."""
     if not config["CMS_DATABASE_URL"]:
         config["CMS_DATABASE_URL"] = _default_database_url(config["CMS_VAR_DIR"])
     config["CMS_DATABASE_URL"] = normalise_database_url(config["CMS_DATABASE_URL"])
@@ -123,7 +140,6 @@ def load_config(
     if not config["CMS_SECRET_KEY"]:
         # A per-process random key is safe: nothing we sign outlives the process yet.
         config["CMS_SECRET_KEY"] = secrets.token_urlsafe(32)
-    return config
 
 
 def normalise_database_url(url: str) -> str:
