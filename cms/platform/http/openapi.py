@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from marshmallow import Schema, fields, validate
+from werkzeug.routing import Rule
 
 from cms.platform.http.fields import NonBlank, ProblemSchema, Str
 from cms.platform.http.problems import PROBLEM_JSON
@@ -77,6 +79,18 @@ def _property_names(converter: Any, field: Any, **_kwargs: Any) -> dict[str, Any
 
 
 def build_spec(app: Flask) -> dict[str, Any]:
+    spec = _new_spec()
+    paths: dict[str, dict[str, Any]] = {}
+    for rule, op in _documented_routes(app):
+        path, params = _path_and_params(rule.rule)
+        paths.setdefault(path, {})[op.method] = _operation(rule.endpoint, op, params)
+    for path in sorted(paths):
+        spec.path(path=path, operations=paths[path])
+    return spec.to_dict()
+
+
+def _new_spec() -> APISpec:
+    """The document's header, our field conventions and the shared components."""
     plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec(
         title="Newsroom CMS API",
@@ -96,52 +110,70 @@ def build_spec(app: Flask) -> dict[str, Any]:
     plugin.converter.add_attribute_function(_property_names)  # type: ignore[union-attr]
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Problem", schema=ProblemSchema)
+    return spec
 
-    paths: dict[str, dict[str, Any]] = {}
+
+def _documented_routes(app: Flask) -> Iterator[tuple[Rule, Operation]]:
+    """Routes registered with ``routing.route``; the others (this document, the docs
+    page, static files) are not part of the API."""
     for rule in app.url_map.iter_rules():
-        view = app.view_functions.get(rule.endpoint)
-        op: Operation | None = getattr(view, "__operation__", None)
-        if op is None:
-            continue
-        path, params = _path_and_params(rule.rule)
-        operation: dict[str, Any] = {
-            "operationId": rule.endpoint.replace(".", "_"),
-            "summary": op.summary,
-            "tags": [op.tag],
-            "parameters": [*params, *op.headers],
-            "responses": {},
+        op: Operation | None = getattr(app.view_functions.get(rule.endpoint), "__operation__", None)
+        if op is not None:
+            yield rule, op
+
+
+def _operation(endpoint: str, op: Operation, params: list[dict[str, Any]]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": endpoint.replace(".", "_"),
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": [*params, *op.headers],
+        "responses": {},
+    }
+    if op.description:
+        operation["description"] = " ".join(op.description.split())
+    _add_security(operation, op)
+    if op.query is not None:
+        operation["parameters"].append({"in": "query", "schema": op.query})
+    if op.body is not None:
+        operation["requestBody"] = _request_body(op.body)
+    operation["responses"] = _responses(op)
+    return operation
+
+
+def _add_security(operation: dict[str, Any], op: Operation) -> None:
+    """An operation with a role needs a bearer key and says which role; the others are open."""
+    if op.role is not None:
+        operation["security"] = [{"bearer": []}]
+        operation["description"] = f"Role: `{op.role}` or higher. " + operation.get("description", "")
+    else:
+        operation["security"] = []
+
+
+def _request_body(body: Schema) -> dict[str, Any]:
+    """An empty body is read as {}: the body is only required when a field is."""
+    return {
+        "required": any(f.required for f in body.fields.values()),
+        "content": {"application/json": {"schema": body}},
+    }
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    """The declared responses, then each error status as a problem document."""
+    responses: dict[str, Any] = {}
+    for status, (description, schema) in op.responses.items():
+        response: dict[str, Any] = {"description": description}
+        if schema is not None:
+            response["content"] = {"application/json": {"schema": schema}}
+        if status in op.response_headers:
+            response["headers"] = op.response_headers[status]
+        responses[str(status)] = response
+    for status in op.errors:
+        responses[str(status)] = {
+            "description": ERROR_TITLES.get(status, "Error"),
+            "content": {PROBLEM_JSON: {"schema": "Problem"}},
         }
-        if op.description:
-            operation["description"] = " ".join(op.description.split())
-        if op.role is not None:
-            operation["security"] = [{"bearer": []}]
-            operation["description"] = f"Role: `{op.role}` or higher. " + operation.get("description", "")
-        else:
-            operation["security"] = []
-        if op.query is not None:
-            operation["parameters"].append({"in": "query", "schema": op.query})
-        if op.body is not None:
-            # An empty body is read as {}: the body is only required when a field is.
-            operation["requestBody"] = {
-                "required": any(f.required for f in op.body.fields.values()),
-                "content": {"application/json": {"schema": op.body}},
-            }
-        for status, (description, schema) in op.responses.items():
-            response: dict[str, Any] = {"description": description}
-            if schema is not None:
-                response["content"] = {"application/json": {"schema": schema}}
-            if status in op.response_headers:
-                response["headers"] = op.response_headers[status]
-            operation["responses"][str(status)] = response
-        for status in op.errors:
-            operation["responses"][str(status)] = {
-                "description": ERROR_TITLES.get(status, "Error"),
-                "content": {PROBLEM_JSON: {"schema": "Problem"}},
-            }
-        paths.setdefault(path, {})[op.method] = operation
-    for path in sorted(paths):
-        spec.path(path=path, operations=paths[path])
-    return spec.to_dict()
+    return responses
 
 
 @bp.get("/openapi.json")
