@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 KNOWN_AGENCIES = ("BTA", "Reuters", "AFP", "AP", "dpa", "ANSA", "EFE", "TASS", "Bloomberg")
 _DATE = re.compile(r"^(?P<date>[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2})(?:\s+\d+)?$")
 _CAPTION_INDEX = re.compile(r"\s+-\s+\d+$")
+_SECTION_IN_OUTLET = re.compile(r"^(?P<section>.+?)\s+in\s+(?P<outlet>\S.*)$")
 
 
 @dataclass(frozen=True)
@@ -31,37 +32,59 @@ def parse_wire_story(
     image_url: str = "https://images.example.org/lead.jpg",
     timezone: str = "Europe/Sofia",
 ) -> WireStory:
-    blocks = [b.strip() for b in re.split(r"\n\s*\n", text.strip()) if b.strip()]
-    if len(blocks) < 3:
-        raise ValueError("a story needs at least a headline, a standfirst and a body")
+    blocks = _blocks(text)
     section_line = blocks.pop(0) if len(blocks) > 5 else None
     headline = blocks.pop(0)
     standfirst = blocks.pop(0)
-    published_at = None
-    if blocks and (m := _DATE.match(blocks[0])):
-        blocks.pop(0)
-        local = datetime.strptime(m.group("date"), "%b %d, %Y %H:%M")
-        published_at = local.replace(tzinfo=ZoneInfo(timezone))
-    lead_image = None
-    if blocks and _CAPTION_INDEX.search(blocks[0]):
-        caption = _CAPTION_INDEX.sub("", blocks.pop(0)).strip()
-        lead_image = {"url": image_url, "caption": caption, "credit": None, "alt_text": caption}
-    body_text = "\n".join(blocks)
-    credits = [a for a in KNOWN_AGENCIES if re.search(rf"\b{re.escape(a)}\b", body_text)]
-    # "Last news in Fakti": the section, then the outlet that ran the story.
-    section, outlet = section_line, None
-    if section_line and (m := re.match(r"^(?P<section>.+?)\s+in\s+(?P<outlet>\S.*)$", section_line)):
-        section, outlet = m.group("section"), m.group("outlet")
-    body = "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in blocks)
+    published_at = _take_dateline(blocks, timezone)
+    lead_image = _take_lead_image(blocks, image_url)
+    section, outlet = _section_and_outlet(section_line)
     fields: dict[str, Any] = {
         "headline": headline,
         "standfirst": standfirst,
-        "body": body,
+        "body": "\n".join(f"<p>{html.escape(p, quote=False)}</p>" for p in blocks),
         "section": section,
         "byline": outlet,
         "language": "en",
-        "credits": credits,
+        "credits": _credits("\n".join(blocks)),
         "lead_image": lead_image,
         "tags": [],
     }
     return WireStory(fields=fields, published_at=published_at)
+
+
+def _blocks(text: str) -> list[str]:
+    """The non-empty blocks between blank lines; a story has at least three."""
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text.strip()) if b.strip()]
+    if len(blocks) < 3:
+        raise ValueError("a story needs at least a headline, a standfirst and a body")
+    return blocks
+
+
+def _take_dateline(blocks: list[str], timezone: str) -> datetime | None:
+    """Remove and read the "Mon D, YYYY HH:MM <views>" line, if the next block is one."""
+    if not blocks or not (m := _DATE.match(blocks[0])):
+        return None
+    blocks.pop(0)
+    local = datetime.strptime(m.group("date"), "%b %d, %Y %H:%M")
+    return local.replace(tzinfo=ZoneInfo(timezone))
+
+
+def _take_lead_image(blocks: list[str], image_url: str) -> dict[str, Any] | None:
+    """Remove and read the lead image caption ("... - <n>"), if the next block is one."""
+    if not blocks or not _CAPTION_INDEX.search(blocks[0]):
+        return None
+    caption = _CAPTION_INDEX.sub("", blocks.pop(0)).strip()
+    return {"url": image_url, "caption": caption, "credit": None, "alt_text": caption}
+
+
+def _credits(body_text: str) -> list[str]:
+    """The known agencies the body cites, as whole words."""
+    return [a for a in KNOWN_AGENCIES if re.search(rf"\b{re.escape(a)}\b", body_text)]
+
+
+def _section_and_outlet(section_line: str | None) -> tuple[str | None, str | None]:
+    """A line like "Last news in Fakti": the section, then the outlet that ran the story."""
+    if section_line and (m := _SECTION_IN_OUTLET.match(section_line)):
+        return m.group("section"), m.group("outlet")
+    return section_line, None
