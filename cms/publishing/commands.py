@@ -41,37 +41,8 @@ def publish(
     ``article.corrected`` when a ``correction_note`` is given.
     """
     article = articles.lock(session, article_id)
-    number = article.current_version if version is None else version
-    if not 1 <= number <= article.current_version:
-        raise NotFound(f"Article {article_id} has no version {number}.", version=number)
-
-    state = ArticleState(article.state)
-    data: dict[str, object] = {}
-    if state == ArticleState.KILLED and not actor.can(Role.ADMIN):
-        raise InvalidTransition("A killed article can only be republished by an admin.", state=state)
-    if state == ArticleState.PUBLISHED:
-        assert article.published_version is not None
-        if number == article.published_version:
-            raise InvalidTransition(f"Version {number} is already published.", state=state)
-        if number < article.published_version:
-            raise InvalidTransition(
-                f"Version {number} is older than the published version {article.published_version}; "
-                "restore it as a new version and publish that.",
-                state=state,
-            )
-        event_type = EventType.CORRECTED if correction_note else EventType.UPDATED
-        data["previous_version"] = article.published_version
-    else:
-        if correction_note and article.first_published_at is None:
-            # The article's state refuses it (as an illegal transition does): 409, not 422.
-            raise InvalidTransition(
-                "A correction note applies only to an article that has been published before.",
-                state=article.state,
-            )
-        event_type = EventType.PUBLISHED
-    if correction_note:
-        data["correction_note"] = correction_note
-
+    number = _version_to_publish(article, article_id, version)
+    event_type, data = _publication(actor, article, number, correction_note)
     now = utcnow()
     article.state = ArticleState.PUBLISHED
     article.published_version = number
@@ -81,6 +52,58 @@ def publish(
     article.updated_at = now
     event = record(session, article, event_type, version=number, actor=actor.label, data=data)
     return article, event
+
+
+def _version_to_publish(article: Article, article_id: uuid.UUID, version: int | None) -> int:
+    """The named version, or the latest; it must exist."""
+    number = article.current_version if version is None else version
+    if not 1 <= number <= article.current_version:
+        raise NotFound(f"Article {article_id} has no version {number}.", version=number)
+    return number
+
+
+def _publication(
+    actor: Actor, article: Article, number: int, correction_note: str | None
+) -> tuple[EventType, dict[str, object]]:
+    """The event publishing ``number`` records, and its data; raises what the state refuses."""
+    state = ArticleState(article.state)
+    if state == ArticleState.KILLED and not actor.can(Role.ADMIN):
+        raise InvalidTransition("A killed article can only be republished by an admin.", state=state)
+    if state == ArticleState.PUBLISHED:
+        event_type, data = _newer_version(article, state, number, correction_note)
+    else:
+        event_type, data = _going_live(article, correction_note)
+    if correction_note:
+        data["correction_note"] = correction_note
+    return event_type, data
+
+
+def _newer_version(
+    article: Article, state: ArticleState, number: int, correction_note: str | None
+) -> tuple[EventType, dict[str, object]]:
+    """A live article only moves forward: an update, or a correction when a note says so."""
+    assert article.published_version is not None
+    if number == article.published_version:
+        raise InvalidTransition(f"Version {number} is already published.", state=state)
+    if number < article.published_version:
+        raise InvalidTransition(
+            f"Version {number} is older than the published version {article.published_version}; "
+            "restore it as a new version and publish that.",
+            state=state,
+        )
+    event_type = EventType.CORRECTED if correction_note else EventType.UPDATED
+    return event_type, {"previous_version": article.published_version}
+
+
+def _going_live(article: Article, correction_note: str | None) -> tuple[EventType, dict[str, object]]:
+    """First publication or republication; a correction needs something published before."""
+    if correction_note and article.first_published_at is None:
+        # The article's state refuses it (as an illegal transition does): 409, not 422.
+        raise InvalidTransition(
+            "A correction note applies only to an article that has been published before.",
+            state=article.state,
+        )
+    return EventType.PUBLISHED, {}
 
 
 @command

@@ -128,6 +128,16 @@ def test_kill_requires_a_reason_and_a_correction_note_needs_a_prior_publication(
         assert "reason" in [e["field"] for e in r.get_json()["errors"]]
 
 
+def test_republishing_with_a_correction_note_records_it_on_the_published_event(app, client, keys):
+    editor = keys.auth(Role.EDITOR)
+    aid = create(client, editor)["id"]
+    assert post(client, editor, aid, "publish").status_code == 200
+    assert post(client, editor, aid, "unpublish").status_code == 200
+    r = post(client, editor, aid, "publish", correction_note="Fixed while withdrawn.")
+    assert r.status_code == 200, r.get_json()
+    assert _events(app, aid)[-1] == ("article.published", 1, 3, {"correction_note": "Fixed while withdrawn."})
+
+
 def test_killed_is_terminal_except_for_an_admin(app, client, keys):
     editor, admin = keys.auth(Role.EDITOR), keys.auth(Role.ADMIN)
     article = create(client, editor)
