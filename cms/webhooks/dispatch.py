@@ -45,6 +45,7 @@ from cms.webhooks.transport.sender import Job
 D = Delivery.__table__
 S = Subscription.__table__
 
+
 class BodyCache(ByteLRU):
     """Recently rendered payloads by (event id, format), so a worker sending a
     batch another process claimed does not read the same body again for each.
@@ -206,43 +207,61 @@ def _jobs(
 ) -> list[Job]:
     if not rows:
         return []
-    if endpoints is None or any(r.subscription_id not in endpoints for r in rows):
-        wanted = {r.subscription_id for r in rows}
-        subs = session.scalars(select(Subscription).where(Subscription.id.in_(wanted)))
-        endpoints = {**(endpoints or {}), **{s.id: Endpoint.of(s) for s in subs}}
+    endpoints = _endpoints_for(session, rows, endpoints)
     cache = bodies if bodies is not None else BodyCache()
+    _cache_missing_bodies(session, rows, cache)
+    return [_job(r, endpoints[r.subscription_id], _body(session, cache, r), now) for r in rows]
+
+
+def _endpoints_for(
+    session: Session, rows: Sequence[Any], endpoints: Mapping[uuid.UUID, Endpoint] | None
+) -> Mapping[uuid.UUID, Endpoint]:
+    """The caller's endpoints, completed from the database when they lack a row's
+    subscription (none given, or a cache older than the delivery)."""
+    if endpoints is not None and all(r.subscription_id in endpoints for r in rows):
+        return endpoints
+    wanted = {r.subscription_id for r in rows}
+    subs = session.scalars(select(Subscription).where(Subscription.id.in_(wanted)))
+    return {**(endpoints or {}), **{s.id: Endpoint.of(s) for s in subs}}
+
+
+def _cache_missing_bodies(session: Session, rows: Sequence[Any], cache: BodyCache) -> None:
+    """One query for the payloads of every event the cache lacks (all its formats)."""
     missing = {(r.event_id, r.format) for r in rows if cache.get((r.event_id, r.format)) is None}
-    if missing:
-        stmt = select(EventPayload.event_id, EventPayload.format, EventPayload.body).where(
-            EventPayload.event_id.in_({event_id for event_id, _fmt in missing})
+    if not missing:
+        return
+    stmt = select(EventPayload.event_id, EventPayload.format, EventPayload.body).where(
+        EventPayload.event_id.in_({event_id for event_id, _fmt in missing})
+    )
+    for event_id, fmt, body in session.execute(stmt):
+        cache.put((event_id, fmt), body.encode())
+
+
+def _body(session: Session, cache: BodyCache, row: Any) -> bytes:
+    """The row's payload: from the cache, else (larger than the cache keeps) read alone."""
+    body = cache.get((row.event_id, row.format))
+    if body is not None:
+        return body
+    return session.scalar(
+        select(EventPayload.body).where(
+            EventPayload.event_id == row.event_id, EventPayload.format == row.format
         )
-        for event_id, fmt, body in session.execute(stmt):
-            cache.put((event_id, fmt), body.encode())
-    jobs = []
-    for r in rows:
-        endpoint = endpoints[r.subscription_id]
-        body = cache.get((r.event_id, r.format))
-        if body is None:  # larger than the cache keeps
-            body = session.scalar(
-                select(EventPayload.body).where(
-                    EventPayload.event_id == r.event_id, EventPayload.format == r.format
-                )
-            ).encode()
-        jobs.append(
-            Job(
-                delivery_id=r.id,
-                event_id=r.event_id,
-                subscription_id=r.subscription_id,
-                url=endpoint.url,
-                body=body,
-                keys=endpoint.keys_at(now),
-                headers=endpoint.headers,
-                attempt=r.attempts + 1,
-                max_in_flight=endpoint.max_in_flight,
-                retry_index=r.retry_index,
-            )
-        )
-    return jobs
+    ).encode()
+
+
+def _job(row: Any, endpoint: Endpoint, body: bytes, now: datetime) -> Job:
+    return Job(
+        delivery_id=row.id,
+        event_id=row.event_id,
+        subscription_id=row.subscription_id,
+        url=endpoint.url,
+        body=body,
+        keys=endpoint.keys_at(now),
+        headers=endpoint.headers,
+        attempt=row.attempts + 1,
+        max_in_flight=endpoint.max_in_flight,
+        retry_index=row.retry_index,
+    )
 
 
 def stats(session: Session) -> dict[str, int]:

@@ -4,17 +4,19 @@ caps, leases, automatic disabling, and idempotent fan-out."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, func, select, update
+from sqlalchemy import event as sa_event
 
 from cms.events.models import OutboxEvent
 from cms.platform.actors import Role
 from cms.webhooks import dispatch, fanout, outcomes
-from cms.webhooks.endpoints import STAMP, EndpointCache
+from cms.webhooks.endpoints import STAMP, Endpoint, EndpointCache
 from cms.webhooks.models import Delivery, DeliveryAttempt, DeliveryCount, EventPayload, Subscription
 from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.schedule import DEFAULT_SCHEDULE, RetryPolicy
@@ -305,6 +307,46 @@ def test_jobs_carry_both_secrets_during_a_rotation(client, db_session, admin, cl
     [job] = ready(db_session, clock)
     assert len(job.keys) == 1
     assert isinstance(job, Job)
+
+
+def test_jobs_complete_the_callers_endpoints_and_read_payloads_once(client, db_session, admin, clock):
+    first = uuid.UUID(subscribe(client, admin)["id"])
+    second = uuid.UUID(subscribe(client, admin, format="ninjs")["id"])
+    published(client, admin)
+    relayed = relay(db_session, clock).jobs
+    ids = [j.delivery_id for j in relayed]
+    expected = {j.delivery_id: (j.url, j.body) for j in relayed}
+    stored = {s.id: Endpoint.of(s) for s in db_session.scalars(select(Subscription))}
+    stale = {first: dataclasses.replace(stored[first], url="https://stale.example/")}
+    statements: list[str] = []
+
+    def reads(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT") and "deliveries" not in statement:
+            statements.append(statement)
+
+    def load(endpoints, cache):
+        statements.clear()
+        return {
+            j.delivery_id: (j.url, j.body)
+            for j in dispatch.load_jobs(db_session, ids, clock(), endpoints, cache)
+        }
+
+    bind = db_session.get_bind()
+    sa_event.listen(bind, "before_cursor_execute", reads)
+    try:
+        # Every endpoint given: used as given; the payloads are read in one query.
+        cache = dispatch.BodyCache()
+        jobs = load({**stored, **stale}, cache)
+        assert {url for url, _body in jobs.values()} == {"https://stale.example/", stored[second].url}
+        assert len(statements) == 1 and "event_payloads" in statements[0]
+        # Bodies cached: no payload read. An endpoint missing: all of the rows' reloaded.
+        assert load(stale, cache) == expected
+        assert len(statements) == 1 and "subscriptions" in statements[0]
+        # A cache too small to keep a body: the one read, then each body read alone.
+        assert load(stored, dispatch.BodyCache(max_bytes=8)) == expected
+        assert len(statements) == 1 + len(ids)
+    finally:
+        sa_event.remove(bind, "before_cursor_execute", reads)
 
 
 def test_concurrent_relays_fan_out_each_event_once(committed_app):
