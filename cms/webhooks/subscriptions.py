@@ -152,6 +152,22 @@ def update_subscription(
     """Change settings. Enabling again clears the health record; pending deliveries resume."""
     sub = get(session, subscription_id)
     now = utcnow()
+    _change_target(sub, changes, policy)
+    _change_filters_and_settings(sub, changes)
+    if "enabled" in changes and changes["enabled"] != sub.enabled:
+        _set_enabled(session, sub, changes["enabled"], now)
+    sub.updated_at = now
+    return sub
+
+
+# Settings stored as cleaned lists (blank and repeated entries dropped), and as given.
+_LIST_SETTINGS = ("event_types", "sections", "tags", "languages")
+_PLAIN_SETTINGS = ("description", "format", "max_in_flight")
+
+
+def _change_target(sub: Subscription, changes: dict[str, Any], policy: UrlPolicy) -> None:
+    """Where and how deliveries are sent: a new URL must pass the address policy
+    (the same one again is not checked anew); headers must not be the engine's."""
     if "url" in changes and changes["url"] != sub.url:
         check_url_allowed(changes["url"], policy)
         sub.url = changes["url"]
@@ -159,25 +175,30 @@ def update_subscription(
         headers = dict(changes["headers"] or {})
         _check_headers(headers)
         sub.headers = headers
-    for name in ("event_types", "sections", "tags", "languages"):
+
+
+def _change_filters_and_settings(sub: Subscription, changes: dict[str, Any]) -> None:
+    for name in _LIST_SETTINGS:
         if name in changes:
             setattr(sub, name, _clean_list(changes[name]))
-    for name in ("description", "format", "max_in_flight"):
+    for name in _PLAIN_SETTINGS:
         if name in changes:
             setattr(sub, name, changes[name])
-    if "enabled" in changes and changes["enabled"] != sub.enabled:
-        sub.enabled = changes["enabled"]
-        if sub.enabled:
-            sub.disabled_at = None
-            sub.disabled_reason = None
-            sub.failing_since = None
-            sub.consecutive_failures = 0
-            uow.after_commit(session, "sweep")
-        else:
-            sub.disabled_at = now
-            sub.disabled_reason = "Disabled by an administrator."
-    sub.updated_at = now
-    return sub
+
+
+def _set_enabled(session: Session, sub: Subscription, enabled: bool, now: datetime) -> None:
+    """Enabling starts afresh (no failure record) and wakes the sweep, so the
+    deliveries that waited go out; disabling records that an administrator paused it."""
+    sub.enabled = enabled
+    if enabled:
+        sub.disabled_at = None
+        sub.disabled_reason = None
+        sub.failing_since = None
+        sub.consecutive_failures = 0
+        uow.after_commit(session, "sweep")
+    else:
+        sub.disabled_at = now
+        sub.disabled_reason = "Disabled by an administrator."
 
 
 def page(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
+from cms.platform import uow
 from cms.platform.actors import Role
+from cms.platform.errors import Unprocessable
+from cms.webhooks import subscriptions
+from cms.webhooks.subscriptions import UrlPolicy
 from tests.helpers import create, post
 
 PUBLIC_URL = "https://93.184.215.14/hook"
@@ -201,3 +205,50 @@ def test_events_list_shows_article_events_with_counts(client, keys):
     assert len(page["items"]) == 1 and page["next_cursor"] is None
     r = client.get("/api/v1/events?cursor=nonsense", headers=admin)
     assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "cursor"
+
+
+def test_update_checks_a_new_url_and_headers_cleans_lists_and_only_enabling_wakes_the_sweep(
+    db_session, clock, monkeypatch
+):
+    nudges: list[str] = []
+    monkeypatch.setattr(uow, "after_commit", lambda _session, name: nudges.append(name))
+    http_url = "http://93.184.215.14/hook"
+    sub, _secret = subscriptions.create(db_session, {"url": http_url}, UrlPolicy())
+    https_only = UrlPolicy(https_only=True)
+
+    same = subscriptions.update_subscription(db_session, sub.id, {"url": http_url}, https_only)
+    assert same.url == http_url  # the same URL again is not checked anew
+    with pytest.raises(Unprocessable, match="cannot receive webhooks"):
+        subscriptions.update_subscription(db_session, sub.id, {"url": http_url + "/2"}, https_only)
+    with pytest.raises(Unprocessable, match="'Host' header is set by the delivery engine"):
+        subscriptions.update_subscription(db_session, sub.id, {"headers": {"Host": "x"}}, https_only)
+
+    changes = {
+        "headers": None,
+        "sections": [" Politics ", "Politics", " ", "World"],
+        "description": "Desk",
+        "max_in_flight": 2,
+    }
+    sub = subscriptions.update_subscription(db_session, sub.id, changes, https_only)
+    assert (sub.headers, sub.sections, sub.description, sub.max_in_flight) == (
+        {},
+        ["Politics", "World"],
+        "Desk",
+        2,
+    )
+    assert sub.event_types == ["*"]  # not named: unchanged
+
+    off = subscriptions.update_subscription(db_session, sub.id, {"enabled": False}, https_only)
+    assert (off.enabled, off.disabled_at, off.disabled_reason) == (
+        False,
+        clock(),
+        "Disabled by an administrator.",
+    )
+    clock.advance(minutes=1)
+    again = subscriptions.update_subscription(db_session, sub.id, {"enabled": False}, https_only)
+    assert again.disabled_at == clock() - timedelta(minutes=1)  # no change, nothing recorded anew
+    assert nudges == []
+    sub.consecutive_failures = 3
+    on = subscriptions.update_subscription(db_session, sub.id, {"enabled": True}, https_only)
+    assert (on.enabled, on.disabled_at, on.disabled_reason, on.consecutive_failures) == (True, None, None, 0)
+    assert nudges == ["sweep"]
