@@ -58,9 +58,25 @@ DELIVERY_COLUMNS = (
 def matching(event: EventFacts, endpoints: Iterable[Endpoint]) -> list[Endpoint]:
     """The subscriptions ``event`` goes to."""
     if event.type == EventType.PING:
-        return [e for e in endpoints if e.id == event.subscription_id]
-    if event.article_id is None:  # subscription.* events: only to those who asked by name
-        return [e for e in endpoints if e.id != event.subscription_id and e.wants_type(event.type)]
+        return _pinged(event, endpoints)
+    if event.article_id is None:
+        return _watching_subscriptions(event, endpoints)
+    return _wanting_article(event, endpoints)
+
+
+def _pinged(event: EventFacts, endpoints: Iterable[Endpoint]) -> list[Endpoint]:
+    """A ping is a test of one subscription: it goes there only, whatever its filters."""
+    return [e for e in endpoints if e.id == event.subscription_id]
+
+
+def _watching_subscriptions(event: EventFacts, endpoints: Iterable[Endpoint]) -> list[Endpoint]:
+    """subscription.* events go only to those who asked for them by name ("*" means
+    article events), never to the subscription the event is about."""
+    return [e for e in endpoints if e.id != event.subscription_id and e.wants_type(event.type)]
+
+
+def _wanting_article(event: EventFacts, endpoints: Iterable[Endpoint]) -> list[Endpoint]:
+    """Article events go to those whose type and content filters both take them."""
     content = event.article or {}
     return [e for e in endpoints if e.wants_type(event.type) and e.wants_content(content)]
 
