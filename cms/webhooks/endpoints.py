@@ -74,17 +74,23 @@ class Endpoint:
         return False
 
     def wants_content(self, article: dict[str, Any]) -> bool:
-        # Case-insensitive, as the article list's filters are.
-        if self.sections and filter_key(article.get("section")) not in self.sections:
-            return False
-        if self.tags and not self.tags.intersection(filter_key(t) for t in article.get("tags") or ()):
-            return False
-        if self.languages:
-            language = (article.get("language") or "").lower()
-            # "en" selects "en", "en-GB", "en-US"…
-            if not any(language == lang or language.startswith(lang + "-") for lang in self.languages):
-                return False
-        return True
+        """Whether every content filter takes the article (case-insensitive, as the
+        article list's filters are); an empty filter takes everything."""
+        return self._wants_section(article) and self._wants_tags(article) and self._wants_language(article)
+
+    def _wants_section(self, article: dict[str, Any]) -> bool:
+        return not self.sections or filter_key(article.get("section")) in self.sections
+
+    def _wants_tags(self, article: dict[str, Any]) -> bool:
+        """One shared tag is enough."""
+        return not self.tags or bool(self.tags.intersection(filter_key(t) for t in article.get("tags") or ()))
+
+    def _wants_language(self, article: dict[str, Any]) -> bool:
+        """A language selects its regional variants: "en" selects "en", "en-GB", "en-US"…"""
+        if not self.languages:
+            return True
+        language = (article.get("language") or "").lower()
+        return any(language == lang or language.startswith(lang + "-") for lang in self.languages)
 
 
 # Raised by database triggers whenever what a subscription sends changes (migration 0006).
