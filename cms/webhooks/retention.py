@@ -23,7 +23,7 @@ themselves stay (they are the articles' change history). A walk follows the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,35 +124,52 @@ def prune_deliveries_batch(
 ) -> DeliveryBatch:
     """Delete (or count) finished deliveries last changed before ``cutoff``, among the
     next ``limit`` oldest rows, with their attempts and any payload left unused."""
-    stmt = select(Delivery.id, Delivery.created_at, Delivery.updated_at, Delivery.status, Delivery.event_id)
-    if after is not None:
-        stmt = stmt.where(tuple_(Delivery.created_at, Delivery.id) > tuple_(*after))
-    rows = session.execute(stmt.order_by(Delivery.created_at, Delivery.id).limit(limit)).all()
+    rows = _oldest_deliveries(session, after, limit)
     if not rows:
         return DeliveryBatch(0, None)
     expired = [r for r in rows if r.status in FINISHED and r.updated_at < cutoff]
     if expired and not dry_run:
-        ids = [r.id for r in expired]
-        session.execute(
-            delete(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id.in_(ids))
-            .execution_options(synchronize_session=False)
+        _delete_deliveries(session, expired)
+    return DeliveryBatch(len(expired), _deliveries_next_after(rows, cutoff, limit))
+
+
+def _oldest_deliveries(session: Session, after: tuple[datetime, object] | None, limit: int) -> Sequence[Any]:
+    """The next ``limit`` deliveries along the ``(created_at, id)`` index, after ``after``."""
+    stmt = select(Delivery.id, Delivery.created_at, Delivery.updated_at, Delivery.status, Delivery.event_id)
+    if after is not None:
+        stmt = stmt.where(tuple_(Delivery.created_at, Delivery.id) > tuple_(*after))
+    return session.execute(stmt.order_by(Delivery.created_at, Delivery.id).limit(limit)).all()
+
+
+def _delete_deliveries(session: Session, expired: Sequence[Any]) -> None:
+    """The deliveries with their attempts, then their events' payloads that no delivery uses now."""
+    ids = [r.id for r in expired]
+    session.execute(
+        delete(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(delete(Delivery).where(Delivery.id.in_(ids)).execution_options(synchronize_session=False))
+    events = {r.event_id for r in expired}
+    session.execute(
+        delete(EventPayload)
+        .where(
+            EventPayload.event_id.in_(events),
+            ~exists().where(Delivery.event_id == EventPayload.event_id),
         )
-        session.execute(
-            delete(Delivery).where(Delivery.id.in_(ids)).execution_options(synchronize_session=False)
-        )
-        events = {r.event_id for r in expired}
-        session.execute(
-            delete(EventPayload)
-            .where(
-                EventPayload.event_id.in_(events),
-                ~exists().where(Delivery.event_id == EventPayload.event_id),
-            )
-            .execution_options(synchronize_session=False)
-        )
-    done = rows[-1].created_at >= cutoff or len(rows) < limit
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _deliveries_next_after(
+    rows: Sequence[Any], cutoff: datetime, limit: int
+) -> tuple[datetime, object] | None:
+    """Where the walk goes on, or None when done: after a short batch, or one that
+    reached rows created at or after the cutoff (those, and all later ones, changed
+    after it)."""
     last = rows[-1]
-    return DeliveryBatch(len(expired), None if done else (last.created_at, last.id))
+    done = last.created_at >= cutoff or len(rows) < limit
+    return None if done else (last.created_at, last.id)
 
 
 def prune_deliveries(

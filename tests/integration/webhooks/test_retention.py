@@ -161,9 +161,19 @@ def test_finished_deliveries_go_after_their_own_retention_period(committed_app):
 
     dry = json.loads(cli(app, "deliveries", "prune", "--dry-run", "--json"))
     assert dry["deliveries"] == 2 and dry["deliveries_older_than_days"] == 365
-    # Two batches of one row each must still find both (the walk goes on past the first).
     with app.app_context():
         cutoff = utcnow() - timedelta(days=365)
+        # One row a batch: the walk ends at the first row created after the cutoff,
+        # though the batch is full (rows are created in order, after the three old ones).
+        steps, after = [], None
+        while True:
+            batch = retention.prune_deliveries_batch(db.session, cutoff, after=after, limit=1, dry_run=True)
+            steps.append(batch.deleted)
+            if batch.next_after is None:
+                break
+            after = batch.next_after
+        assert sorted(steps) == [0, 0, 1, 1] and steps[-1] == 0
+        # Two batches of one row each must still find both (the walk goes on past the first).
         deleted, finished = retention.prune_deliveries(
             db.session, cutoff, commit=db.session.commit, limit=1, max_batches=2
         )
