@@ -48,6 +48,27 @@ class Recorded:
             self.retrying += 1
 
 
+@dataclass
+class _Health:
+    """What a batch says about each endpoint: answered fine, gone (410), or failing."""
+
+    healthy: set[uuid.UUID] = field(default_factory=set)
+    gone: set[uuid.UUID] = field(default_factory=set)
+    failing: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
+
+    def note(self, r: Result, outcome: str) -> None:
+        sid = r.job.subscription_id
+        if r.ok:
+            self.healthy.add(sid)
+        elif outcome == "gone":
+            self.gone.add(sid)
+        elif r.error != LEASE_EXPIRED:  # a lost worker is not the endpoint's fault
+            self.failing[sid] += 1
+
+    def failing_only(self) -> dict[uuid.UUID, int]:
+        return {sid: n for sid, n in self.failing.items() if sid not in self.healthy}
+
+
 def record(session: Session, results: Sequence[Result], now: datetime, policy: DeliveryPolicy) -> Recorded:
     """Log each attempt and move its delivery on: succeeded, retry later, or failed.
 
@@ -59,20 +80,13 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
         return done
     attempts: list[tuple[Any, ...]] = []
     updates: list[dict[str, Any]] = []
-    healthy: set[uuid.UUID] = set()
-    failing: dict[uuid.UUID, int] = defaultdict(int)
-    gone: set[uuid.UUID] = set()
+    health = _Health()
     for r in results:
         job = r.job
         done.subscriptions.add(job.subscription_id)
         outcome, status, failures, next_at = _classify(r, now, policy)
         done.count(status)
-        if r.ok:
-            healthy.add(job.subscription_id)
-        elif outcome == "gone":
-            gone.add(job.subscription_id)
-        elif r.error != LEASE_EXPIRED:  # a lost worker is not the endpoint's fault
-            failing[job.subscription_id] += 1
+        health.note(r, outcome)
         done.outcomes.append(outcome)
         attempts.append(
             (
@@ -100,12 +114,12 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
                 "error": r.error,
             }
         )
-    failing_only = {sid: n for sid, n in failing.items() if sid not in healthy}
-    outcome_writes.write(session, now, attempts, updates, healthy, failing_only)
-    for sid in gone:
+    outcome_writes.write(session, now, attempts, updates, health.healthy, health.failing_only())
+    for sid in health.gone:
         if _disable(session, sid, now, "The endpoint answered 410 Gone."):
             done.disabled.append(sid)
-    done.disabled.extend(_disable_failing(session, now, policy, set(failing) - healthy - gone))
+    candidates = set(health.failing) - health.healthy - health.gone
+    done.disabled.extend(_disable_failing(session, now, policy, candidates))
     return done
 
 
