@@ -101,10 +101,10 @@ def up_command(host: str, port: int | None, concurrency: int) -> None:
     children = {
         "api": subprocess.Popen(_gunicorn(host, port), env=env),
         "worker": subprocess.Popen(
-            [*celery, "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", ",".join(QUEUES)],
+            [*celery, "worker", f"--concurrency={concurrency}", "-Q", ",".join(QUEUES)],
             env=env,
         ),
-        "beat": subprocess.Popen([*celery, "beat", "--loglevel=INFO"], env=env),
+        "beat": subprocess.Popen([*celery, "beat"], env=env),
     }
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
