@@ -11,7 +11,7 @@ from flask import Flask, Request, Response, current_app
 from flask.sessions import SessionInterface
 
 from cms.config import load_config
-from cms.platform import uow
+from cms.platform import logs, uow
 from cms.platform.db import configure_sqlite, engine_options, read_pool
 from cms.platform.extensions import db, migrate
 
@@ -74,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     ``role`` (``api``, ``worker``, ``cli``) names this process's database connections
     (``application_name``), so an operator can tell them apart in ``pg_stat_activity``."""
     settings = load_config(config)
+    logs.configure(settings["CMS_LOG_LEVEL"], settings["CMS_LOG_FORMAT"])  # once per process
     app = CmsFlask(__name__)
     app.config.update(settings)
     url = settings["CMS_DATABASE_URL"]
@@ -128,7 +129,4 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     from cms.cli import register_commands
 
     register_commands(app)
-    from cms.platform import logs
-
-    logs.configure(settings["CMS_LOG_LEVEL"], settings["CMS_LOG_FORMAT"])
     return app

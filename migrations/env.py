@@ -1,5 +1,4 @@
 import logging
-from logging.config import fileConfig
 
 from flask import current_app
 
@@ -9,12 +8,7 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-# Keep the application's loggers alive when migrations run in-process.
-# Inside a configured process (``cms up`` migrates in-process) keep its handlers.
-if not logging.getLogger().handlers:
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Logging is the application's (create_app configured it: cms.platform.logs).
 logger = logging.getLogger("alembic.env")
 
 

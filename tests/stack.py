@@ -125,7 +125,6 @@ class Stack:
             "-A",
             "workers",
             "worker",
-            "--loglevel=INFO",
             f"--concurrency={concurrency}",
             "--without-gossip",
             "--without-mingle",
@@ -141,7 +140,7 @@ class Stack:
         return proc
 
     def beat(self, **extra: str) -> subprocess.Popen[bytes]:
-        args = [str(BIN / "celery"), "-A", "workers", "beat", "--loglevel=INFO"]
+        args = [str(BIN / "celery"), "-A", "workers", "beat"]
         proc = self._spawn("beat", args, self.env(**extra))
         self.wait_log(proc, b"beat: Starting")
         return proc

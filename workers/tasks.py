@@ -60,7 +60,10 @@ def deliver(delivery_ids: list[str]) -> None:
 
 @shared_task(name=SWEEP_TASK)
 def sweep() -> int:
-    return runtime.get_runtime(_make_app, _send_task).sweep()
+    sent = runtime.get_runtime(_make_app, _send_task).sweep()
+    if sent:  # an idle sweep (most of them) writes nothing
+        log.info("sweep sent %d due deliveries", sent, extra={"deliveries": sent})
+    return sent
 
 
 @shared_task(name=PRUNE_TASK)
@@ -69,11 +72,11 @@ def prune_delivery_log() -> int:
 
 
 @setup_logging.connect
-def _logging(loglevel: Any = None, **_kwargs: Any) -> None:
-    # JSON lines like the API's (CMS_LOG_FORMAT); Celery does not install its own handlers.
+def _logging(**_kwargs: Any) -> None:
+    # Lines like the API's, at CMS_LOG_LEVEL in CMS_LOG_FORMAT (``--loglevel`` is not
+    # used); with a receiver connected Celery installs no handlers of its own.
     settings = _celery[0].conf.cms_settings
-    level = loglevel if isinstance(loglevel, str) else logging.getLevelName(loglevel or 0)
-    logs.configure(level if loglevel else settings["CMS_LOG_LEVEL"], settings["CMS_LOG_FORMAT"])
+    logs.configure(settings["CMS_LOG_LEVEL"], settings["CMS_LOG_FORMAT"])
 
 
 @worker_init.connect

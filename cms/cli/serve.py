@@ -26,12 +26,18 @@ LOOPBACK = "127.0.0.0/8,::1/128"
 @with_appcontext
 def run_command(host: str, port: int | None) -> None:
     """Run the development server (use gunicorn cms.wsgi:app in production)."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
+
+    class OneAccessLine(WSGIRequestHandler):
+        """The app writes each request's access line (without the query string): not werkzeug too."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     port = port or app.config["CMS_PORT"]
     click.echo(f"API on http://{host}:{port}/api/v1  (OpenAPI: /api/v1/openapi.json)")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=OneAccessLine)
 
 
 API_WORKERS = 2  # gunicorn processes for the embedded mode (SQLite serialises writes anyway)
@@ -101,10 +107,10 @@ def up_command(host: str, port: int | None, concurrency: int) -> None:
     children = {
         "api": subprocess.Popen(_gunicorn(host, port), env=env),
         "worker": subprocess.Popen(
-            [*celery, "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", ",".join(QUEUES)],
+            [*celery, "worker", f"--concurrency={concurrency}", "-Q", ",".join(QUEUES)],
             env=env,
         ),
-        "beat": subprocess.Popen([*celery, "beat", "--loglevel=INFO"], env=env),
+        "beat": subprocess.Popen([*celery, "beat"], env=env),
     }
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

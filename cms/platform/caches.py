@@ -1,6 +1,8 @@
 """Per-process caches: cachetools' LRU and TTL caches, each behind a lock (gthread
-workers and the worker's threads share them), bounded by a setting, and reporting
-their size in ``cms_cache_bytes`` / ``cms_cache_entries`` (labelled by cache).
+workers and the worker's threads share them; cachetools' caches are not thread-safe
+on their own: even a read reorders an LRU), bounded by a setting, and reporting
+their size in ``cms_cache_bytes`` / ``cms_cache_entries`` (labelled by cache),
+set under the same lock so the gauges never go back to an older size.
 
 - ``article-bodies`` (API): serialised article bodies, ``CMS_RENDER_CACHE_MB``.
 - ``webhook-bodies`` (workers): rendered webhook payloads, ``CMS_WORKER_BODY_CACHE_MB``.
@@ -41,15 +43,16 @@ class ByteLRU:
             return
         with self._lock:
             self._cache[key] = value
-            size, entries = self._cache.currsize, len(self._cache)
-        _report(self.name, size, entries)
+            _report(self.name, self._cache.currsize, len(self._cache))
 
     @property
     def size(self) -> int:
-        return int(self._cache.currsize)
+        with self._lock:
+            return int(self._cache.currsize)
 
     def __len__(self) -> int:
-        return len(self._cache)
+        with self._lock:
+            return len(self._cache)
 
 
 class ExpiringMemo:
@@ -74,13 +77,20 @@ class ExpiringMemo:
             return
         with self._lock:
             self._cache[key] = value
-            entries = len(self._cache)
-        _report(self.name, None, entries)
+            _report(self.name, None, len(self._cache))
 
     def forget(self, key: Hashable) -> None:
-        if self._cache is not None:
-            with self._lock:
-                self._cache.pop(key, None)
+        if self._cache is None:
+            return
+        with self._lock:
+            self._cache.pop(key, None)
+            _report(self.name, None, len(self._cache))
+
+    def __len__(self) -> int:
+        if self._cache is None:
+            return 0
+        with self._lock:
+            return len(self._cache)
 
 
 def _report(name: str | None, size: int | None, entries: int) -> None:

@@ -9,11 +9,13 @@ moves ``updated_at``, while health bookkeeping does not.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -99,21 +101,29 @@ STAMP_SQL = "SELECT version FROM subscription_changes WHERE id = 1"
 
 
 class EndpointCache:
-    """Every live (not deleted) subscription, reloaded only when the table changed."""
+    """Every live (not deleted) subscription, reloaded only when the table changed.
+
+    Shared by a worker's threads: the endpoints are kept by the stamp they were
+    read at (a cachetools LRU of one, behind a lock), so a thread that loaded an
+    older stamp late can never pass its endpoints off as the newer ones.
+    """
 
     def __init__(self) -> None:
-        self._stamp: tuple[Any, ...] | None = None
-        self._endpoints: dict[uuid.UUID, Endpoint] = {}
+        self._by_stamp: LRUCache[tuple[Any, ...], dict[uuid.UUID, Endpoint]] = LRUCache(maxsize=1)
+        self._lock = threading.Lock()
 
     def get(self, session: Session, stamp: tuple[Any, ...] | None = None) -> dict[uuid.UUID, Endpoint]:
         """The endpoints; ``stamp`` is the result of ``STAMP`` if the caller already ran it."""
         if stamp is None:
             stamp = tuple(session.execute(STAMP).one())
-        if stamp != self._stamp:
+        with self._lock:
+            endpoints = self._by_stamp.get(stamp)
+        if endpoints is None:  # loaded outside the lock: two threads may both load, harmlessly
             rows = session.scalars(select(Subscription).where(Subscription.deleted_at.is_(None)))
-            self._endpoints = {s.id: Endpoint.of(s) for s in rows}
-            self._stamp = stamp
-        return self._endpoints
+            endpoints = {s.id: Endpoint.of(s) for s in rows}
+            with self._lock:
+                self._by_stamp[stamp] = endpoints
+        return endpoints
 
 
 def load(session: Session) -> dict[uuid.UUID, Endpoint]:

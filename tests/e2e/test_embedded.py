@@ -4,6 +4,7 @@ delivers signed webhooks, stops cleanly on Ctrl-C and keeps its data."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -128,16 +129,45 @@ def test_cms_up_runs_everything_embedded_and_keeps_its_data(tmp_path):
         receiver.close()
 
 
-def test_cms_up_serves_with_keep_alive_and_logs_each_request_once(tmp_path):
+def log_records(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_cms_up_serves_with_keep_alive_logs_each_request_once_and_is_quiet_when_idle(tmp_path):
     """A production WSGI server (gunicorn, gthread): connections are kept alive, and each
-    request makes exactly one access line, plain JSON (no colour codes, no second line)."""
+    request makes exactly one access line, plain JSON (no colour codes, no second line).
+    Idle, the relay and the sweep (several runs a second) write nothing; a publish that
+    delivers writes its lines."""
     import http.client
 
     port = free_port()
     log = tmp_path / "up.log"
     proc = start(tmp_path, port, log)
+    receiver = Receiver()
+
+    def logged() -> str:
+        return log.read_text(errors="replace")
+
     try:
-        wait_ready(proc, log, port)
+        banner = wait_ready(proc, log, port)
+        key = re.search(r"^\s+(cms_\S+)\s*$", banner, re.M).group(1)
+
+        # Idle: beat sends relays and sweeps, the worker runs them, and nobody says so.
+        broker = sqlite3.connect(tmp_path / "var" / "broker.sqlite3")
+
+        def sent() -> int:
+            row = broker.execute("SELECT seq FROM sqlite_sequence WHERE name = 'kombu_message'").fetchone()
+            return row[0] if row else 0
+
+        mark, first = len(logged()), sent()
+        deadline = time.monotonic() + 30
+        while sent() < first + 6:  # at least four sweeps and two relays
+            assert time.monotonic() < deadline, "beat sent nothing"
+            time.sleep(0.1)
+        broker.close()
+        idle = [r for r in log_records(logged()[mark:]) if r["level"] in ("DEBUG", "INFO")]
+        assert idle == [], idle
+
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         ids = [f"probe{n}{os.getpid()}" for n in range(3)]
         sockets = set()
@@ -150,17 +180,38 @@ def test_cms_up_serves_with_keep_alive_and_logs_each_request_once(tmp_path):
         assert len(sockets) == 1  # all three on one connection
         conn.close()
 
-        def logged() -> str:
-            return log.read_text(errors="replace")
+        # A publish that delivers: its requests' lines, and the relay's.
+        api = f"http://127.0.0.1:{port}/api/v1"
+        auth = {"Authorization": f"Bearer {key}"}
+        requests.post(f"{api}/subscriptions", json={"url": receiver.url() + "?token=hidden"}, headers=auth)
+        article = requests.post(f"{api}/articles", json=seed_fields(), headers=auth).json()
+        publish_id = f"publish{os.getpid()}"
+        event = requests.post(
+            f"{api}/articles/{article['id']}/publish", json={}, headers={**auth, "X-Request-Id": publish_id}
+        ).json()["event"]
+        receiver.wait_ok(1, timeout=30)
+
+        def relayed() -> list[dict]:
+            return [
+                r
+                for r in log_records(logged())
+                if r["message"].startswith("relayed article.published") and r.get("event_id") == event["id"]
+            ]
 
         deadline = time.monotonic() + 20
-        while not all(request_id in logged() for request_id in ids):
+        while not (all(request_id in logged() for request_id in [*ids, publish_id]) and relayed()):
             assert time.monotonic() < deadline, logged()[-2000:]
             time.sleep(0.1)
         text = logged()
-        for request_id in ids:
+        for request_id in [*ids, publish_id]:
             assert text.count(request_id) == 1, request_id
-        assert "\x1b[" not in text
+        [access] = [r for r in log_records(text) if r.get("request_id") == publish_id]
+        assert access["logger"] == "cms.access" and access["status"] == 200
+        assert [r["deliveries"] for r in relayed()] == [1]
+        assert "\x1b[" not in text and "token=hidden" not in text and key not in text.replace(banner, "")
         assert "WARNING: This is a development server" not in text
+        for chatty in ("Sending due task", "] received", "] succeeded"):
+            assert chatty not in text, chatty
     finally:
         assert interrupt(proc) == 0
+        receiver.close()

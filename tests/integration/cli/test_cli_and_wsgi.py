@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -102,8 +103,9 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> N
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "cms-run"])
-def test_served_over_real_http(databases: DatabaseFactory, server: str):
-    """gunicorn cms.wsgi:app (production) and `cms run` (development) serve the API."""
+def test_served_over_real_http(databases: DatabaseFactory, server: str, tmp_path: Path):
+    """gunicorn cms.wsgi:app (production) and `cms run` (development) serve the API,
+    with one access line per request (werkzeug's own is not written) and no query string."""
     url = databases.copy_url()
     key = _cms(url, "create-api-key", "--role", "editor").stdout.strip().splitlines()[-1]
     port = free_port()
@@ -113,7 +115,8 @@ def test_served_over_real_http(databases: DatabaseFactory, server: str):
         if server == "gunicorn"
         else [str(BIN / "cms"), "run"]
     )
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = tmp_path / "server.log"
+    proc = subprocess.Popen(cmd, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
         _wait_for(base + "/openapi.json", proc)
@@ -128,11 +131,18 @@ def test_served_over_real_http(databases: DatabaseFactory, server: str):
         assert r.json()["slug"] == "nad-40-000-dushi-na-protest-v-sofiia"
         r = requests.get(f"{base}/articles/{r.json()['id']}", headers=auth, timeout=10)
         assert r.status_code == 200 and r.headers["ETag"].startswith('"v1.')
-        r = requests.get(base + "/articles", timeout=10)
+        request_id = f"unauthorised{os.getpid()}"
+        r = requests.get(base + "/articles?tag=secret-q", headers={"X-Request-Id": request_id}, timeout=10)
         assert r.status_code == 401 and r.headers["Content-Type"] == "application/problem+json"
+        deadline = time.monotonic() + 10
+        while request_id not in out.read_text(errors="replace"):
+            assert time.monotonic() < deadline, out.read_text(errors="replace")[-2000:]
+            time.sleep(0.05)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    text = out.read_text(errors="replace")
+    assert text.count("GET /api/v1/articles 401") == 1 and "secret-q" not in text, text[-2000:]
 
 
 def test_gunicorns_own_warnings_come_out(databases: DatabaseFactory, tmp_path):
@@ -169,6 +179,11 @@ def test_gunicorns_own_warnings_come_out(databases: DatabaseFactory, tmp_path):
             proc.terminate()
             proc.wait(timeout=30)
     text = out.read_text()
-    assert "Invalid request from ip=127.0.0.1" in text
-    assert "Worker exiting" in text or "Shutting down" in text
     assert "Logging error" not in text and "Traceback" not in text, text[-2000:]
+    # gunicorn's lines go through our handler: JSON like every other line.
+    records = [json.loads(line) for line in text.splitlines()]
+    gunicorn = [r for r in records if r["logger"] == "gunicorn.error"]
+    assert any(r["message"].startswith("Invalid request from ip=127.0.0.1") for r in gunicorn), text
+    assert any(r["message"].startswith(("Worker exiting", "Shutting down")) for r in gunicorn), text
+    [long_url] = [r for r in records if r["logger"] == "cms.access" and r["status"] == 414]
+    assert long_url["path"] == "/api/v1/articles" and "q=" not in long_url["message"]  # no query string

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import time
+from collections.abc import Iterator
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,7 +39,23 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
     return out
 
 
-def test_every_api_log_line_carries_the_request_id_and_no_secret(databases, capfd):
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """What this process's log handler writes during the test (it writes to stderr)."""
+    from cms.platform import logs
+
+    logs.configure()  # a no-op if an app was made before: logging is set up once per process
+    [handler] = [h for h in logging.root.handlers if h.name == logs.HANDLER_NAME]
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        handler.setStream(previous)
+
+
+def test_every_api_log_line_carries_the_request_id_and_no_secret(databases, log_lines):
     from cms.platform.extensions import db
 
     # A dead broker makes the publish log a warning from inside the request.
@@ -46,7 +71,8 @@ def test_every_api_log_line_carries_the_request_id_and_no_secret(databases, capf
         db.session.commit()
     client = app.test_client()
     auth = {"Authorization": f"Bearer {raw}"}
-    capfd.readouterr()
+    log_lines.truncate(0)
+    log_lines.seek(0)
     sub = client.post(
         "/api/v1/subscriptions", json={"url": "https://93.184.215.14/h?token=abc"}, headers=auth
     )
@@ -56,36 +82,49 @@ def test_every_api_log_line_carries_the_request_id_and_no_secret(databases, capf
     assert (
         client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"}).headers["X-Request-Id"] != ""
     )
-    err = capfd.readouterr().err
+    err = log_lines.getvalue()
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert lines and all("request_id" in line and line["time"].endswith("+00:00") for line in lines)
     publish_lines = [line for line in lines if line["request_id"] == "trace-42"]
     levels = {(line["logger"], line["level"]) for line in publish_lines}
     assert ("cms.platform.broker", "WARNING") in levels and ("cms.access", "INFO") in levels
-    access = next(line for line in publish_lines if line["logger"] == "cms.access")
+    [access] = [line for line in publish_lines if line["logger"] == "cms.access"]  # one per request
     assert access["route"] == "/api/v1/articles/<uuid:article_id>/publish" and access["status"] == 200
+    assert access["message"] == f"POST /api/v1/articles/{article['id']}/publish 200"
+    assert access["method"] == "POST" and access["duration_ms"] > 0
     assert raw not in err and sub.get_json()["secret"] not in err and "token=abc" not in err
+
+
+@contextlib.contextmanager
+def formatted(name: str, fmt: str) -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger writing through the formatter and filter ``configure`` installs
+    (built from the same dictionary), to a string."""
+    from cms.platform import logs
+
+    spec = dict(logs.dict_config("INFO", fmt)["formatters"][fmt])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(spec.pop("()")(**spec))
+    handler.addFilter(logs.ContextFilter())
+    log = logging.getLogger(name)
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield log, stream
+    finally:
+        log.removeHandler(handler)
 
 
 def test_log_lines_are_one_json_object_each_with_extras_and_tracebacks():
     import enum
-    import io
-    import logging
     from datetime import UTC, datetime
 
-    from cms.platform.logs import ContextFilter, JsonLines, bound
+    from cms.platform.logs import bound
 
     class Outcome(enum.Enum):
         OK = "ok"
 
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonLines())
-    handler.addFilter(ContextFilter())
-    log = logging.getLogger("cms.test-json-lines")
-    log.addHandler(handler)
-    log.propagate = False
-    try:
+    with formatted("cms.test-json-lines", "json") as (log, stream):
         with bound(event_id="ev-1"):
             log.warning(
                 "sent %s to «%s»",
@@ -97,61 +136,74 @@ def test_log_lines_are_one_json_object_each_with_extras_and_tracebacks():
             raise ValueError("bad thing")
         except ValueError:
             log.exception("failed")
-    finally:
-        log.removeHandler(handler)
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first["message"] == "sent 3 to «Агенция»" and "Агенция" in stream.getvalue()  # not \u-escaped
     assert (first["level"], first["logger"], first["event_id"]) == ("WARNING", "cms.test-json-lines", "ev-1")
     assert first["at"] == "2026-11-28T00:00:00+00:00" and first["outcome"] == "ok" and first["n"] == 2
     assert first["time"].endswith("+00:00") and "exc_info" not in first and "args" not in first
+    assert list(first)[:3] == ["level", "logger", "message"]
     assert second["level"] == "ERROR" and "ValueError: bad thing" in second["exc_info"]
     assert "event_id" not in second
 
 
-def test_access_lines_written_directly_equal_those_through_logging():
-    """``logs.access`` skips the logging machinery when our JSON handler is alone;
-    its line must be the one ``logging`` + ``JsonLines`` would have written."""
-    import io
-    import logging
+def test_text_lines_carry_the_ids_too():
+    from cms.platform.logs import bound
 
+    with formatted("cms.test-text-lines", "text") as (log, stream):
+        with bound(event_id="ev-1", delivery_id="dl-2"):
+            log.warning("attempt %d failed", 1)
+        log.warning("no ids here")
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("WARNING cms.test-text-lines: attempt 1 failed [event_id=ev-1 delivery_id=dl-2]")
+    assert second.endswith("WARNING cms.test-text-lines: no ids here")
+
+
+def test_chatty_loggers_say_only_warnings_unless_debugging():
     from cms.platform import logs
 
-    pytest_handlers = list(logging.root.handlers)  # pytest's capture handlers sit on the root too
-    for other in pytest_handlers:
-        logging.root.removeHandler(other)
-    logs.configure("INFO", "json")
-    [handler] = logging.root.handlers
-    direct = io.StringIO()
-    handler.setStream(direct)
-    try:
-        with logs.bound(request_id="req-1"):
-            logs.access("GET", '/api/v1/articles/"x"\\Проект', "(unmatched)", 404, 1.25)
-            assert logs._json_handler_alone() is handler
-            # A second handler anywhere on the way sends lines through logging instead.
-            extra = logging.StreamHandler(io.StringIO())
-            logging.getLogger("cms").addHandler(extra)
-            try:
-                assert logs._json_handler_alone() is None
-                through_logging = io.StringIO()
-                handler.setStream(through_logging)
-                logs.access("GET", '/api/v1/articles/"x"\\Проект', "(unmatched)", 404, 1.25)
-            finally:
-                logging.getLogger("cms").removeHandler(extra)
-            logging.getLogger("cms.access").setLevel(logging.WARNING)
-            try:
-                logs.access("GET", "/x", "/x", 200, 1.0)  # disabled: nothing written
-            finally:
-                logging.getLogger("cms.access").setLevel(logging.NOTSET)
-    finally:
-        logging.root.removeHandler(handler)
-        for other in pytest_handlers:
-            logging.root.addHandler(other)
-    [fast] = [json.loads(line) for line in direct.getvalue().splitlines()]
-    [slow] = [json.loads(line) for line in through_logging.getvalue().splitlines()]
-    assert fast.pop("time").endswith("+00:00") and slow.pop("time").endswith("+00:00")
-    assert list(fast.items()) == list(slow.items())
-    assert fast["message"] == 'GET /api/v1/articles/"x"\\Проект 404' and fast["request_id"] == "req-1"
-    assert "Проект" in direct.getvalue()  # written as UTF-8 text, like every other line
+    cases = (("INFO", "WARNING"), ("warning", "WARNING"), ("ERROR", "ERROR"), ("DEBUG", "DEBUG"))
+    for level, expected in cases:
+        config = logs.dict_config(level)
+        for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+            assert logging.getLevelName(config["loggers"][name]["level"]) == expected, (level, name)
+    with pytest.raises(ValueError):
+        logs.dict_config("LOUD")
+    with pytest.raises(ValueError):
+        logs.dict_config("INFO", "xml")
+
+
+def test_logging_is_configured_once_per_process_from_the_settings(tmp_path):
+    """``CMS_LOG_FORMAT`` and ``CMS_LOG_LEVEL`` decide; a second app (or a second
+    ``configure``) in the same process changes nothing."""
+    script = textwrap.dedent(
+        """
+        import logging
+        from cms.app import create_app
+        from cms.platform import logs
+
+        create_app()
+        create_app({"CMS_LOG_LEVEL": "DEBUG", "CMS_LOG_FORMAT": "json"})
+        assert logs.configure("DEBUG", "json") is False
+        assert [h.name for h in logging.root.handlers] == ["cms"]
+        log = logging.getLogger("cms.example")
+        log.info("not at this level")
+        with logs.bound(request_id="req-9"):
+            log.warning("shown")
+        logs.access("GET", "/x", "/x", 200, 1.0)  # INFO: below the level
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CMS_")}
+    env.update(
+        CMS_LOG_LEVEL="WARNING",
+        CMS_LOG_FORMAT="text",
+        CMS_DATABASE_URL=f"sqlite:///{tmp_path / 'cms.sqlite3'}",
+        CMS_BROKER_URL="",
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    expected = "WARNING cms.example: shown [request_id=req-9]"
+    assert [line.split(" ", 2)[2] for line in lines] == [expected], lines
 
 
 def test_metrics_endpoint(app, client, keys):
