@@ -12,7 +12,7 @@ from flask.sessions import SessionInterface
 
 from cms.config import load_config
 from cms.platform import logs, uow
-from cms.platform.db import configure_sqlite, engine_options, read_pool
+from cms.platform.db import PoolSettings, configure_sqlite, engine_options
 from cms.platform.extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -84,7 +84,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
         SECRET_KEY=settings["CMS_SECRET_KEY"],
         SQLALCHEMY_DATABASE_URI=url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(
-            url, synchronous_commit=settings["CMS_DB_SYNCHRONOUS_COMMIT"], application_name=f"cms-{role}"
+            url,
+            synchronous_commit=settings["CMS_DB_SYNCHRONOUS_COMMIT"],
+            application_name=f"cms-{role}",
+            pool=PoolSettings.from_config(settings),
         ),
         SQLALCHEMY_ECHO=settings["CMS_SQL_ECHO"],
         # JSON escaping can grow a 2 MB body; fields are bounded precisely by the schemas.
@@ -100,7 +103,6 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
 
     load_models()
     db.init_app(app)
-    app.extensions["cms_read_pool"] = read_pool(url, application_name=f"cms-{role}-reads")
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine, durable=settings["CMS_DB_SYNCHRONOUS_COMMIT"])

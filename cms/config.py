@@ -58,6 +58,16 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Wait for the WAL flush on commit. The workers turn it off for their own
     # transactions (see cms.platform.db.engine_options); leave it on for the API.
     "CMS_DB_SYNCHRONOUS_COMMIT": (True, _bool),
+    # Each process's PostgreSQL connection pool (cms.platform.db.PoolSettings): connections
+    # kept open, extra ones allowed in a burst, seconds a request waits for a free one
+    # (then 503), seconds before a connection is replaced, seconds to open one.
+    "CMS_DB_POOL_SIZE": (10, _int),
+    "CMS_DB_MAX_OVERFLOW": (10, _int),
+    "CMS_DB_POOL_TIMEOUT": (10.0, float),
+    "CMS_DB_POOL_RECYCLE": (1800.0, float),
+    "CMS_DB_CONNECT_TIMEOUT": (5, _int),
+    # psycopg prepares a statement on the server after a connection ran it this many times.
+    "CMS_DB_PREPARE_THRESHOLD": (5, _int),
     # Logs: "json" (one object per line) or "text"; level; one line per API request.
     "CMS_LOG_FORMAT": ("json", str),
     "CMS_LOG_LEVEL": ("INFO", str),

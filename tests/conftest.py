@@ -68,8 +68,6 @@ def db_session(app: Flask) -> Iterator[Any]:
         connection = db.engine.connect()
         outer = connection.begin()
         original = db.session
-        # Reads must see this test's uncommitted rows: no separate read pool.
-        read_pool = app.extensions.pop("cms_read_pool", None)
         db.session = scoped_session(
             sessionmaker(
                 bind=connection,
@@ -83,7 +81,6 @@ def db_session(app: Flask) -> Iterator[Any]:
         finally:
             db.session.remove()
             db.session = original
-            app.extensions["cms_read_pool"] = read_pool
             outer.rollback()
             connection.close()
 

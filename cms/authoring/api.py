@@ -31,7 +31,7 @@ from cms.platform.http.conditional import (
     not_modified,
 )
 from cms.platform.http.problems import ApiError
-from cms.platform.http.routing import read_only, respond, route
+from cms.platform.http.routing import respond, route
 
 bp = Blueprint("articles", __name__)
 
@@ -173,7 +173,7 @@ def create_article(actor: Actor, body: dict[str, Any]) -> Response:
 def get_article(actor: Actor, article_id: uuid.UUID) -> Response:
     """The ETag names the latest version and the last change: send it back in If-Match to
     revise, or in If-None-Match to get 304 while nothing changed."""
-    item = read_only(lambda connection: article_reads.read(connection, article_id))
+    item = article_reads.read(db.session, article_id)
     return not_modified(item.etag) or article_response(item)
 
 

@@ -13,15 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
-from psycopg.types.string import TextLoader
-from sqlalchemy import Connection, bindparam, literal_column, select, true
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
+from sqlalchemy import Connection, Text, bindparam, cast, literal_column, select, true
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from cms.content.models import Article, ArticleTag, ArticleVersion, filter_key
 from cms.platform import pagination
-from cms.platform.db_prepared import NOT_HANDLED, PreparedRead
 from cms.platform.errors import NotFound
 
 A = Article.__table__
@@ -53,8 +49,8 @@ class ArticleView:
     first_published_at: datetime | None
     published_at: datetime | None
     updated_by: str
-    # The version snapshot; the PostgreSQL read path leaves it as JSON text, so
-    # it is decoded only when a body has to be rendered (not on cache hits).
+    # The version snapshot; ``read`` leaves it as JSON text, so it is decoded
+    # only when a body has to be rendered (not on cache hits).
     content: dict[str, Any] | str
 
     def content_dict(self) -> dict[str, Any]:
@@ -102,7 +98,9 @@ _HEAD = (
     A.c.first_published_at,
     A.c.published_at,
 )
-_LATEST = select(*_HEAD, V.c.created_by.label("updated_by"), V.c.data.label("content")).join(
+# The snapshot comes back as JSON text: it is decoded only when a body has to be
+# rendered, not on render-cache hits (jsonb's text form is what its binary form holds).
+_LATEST = select(*_HEAD, V.c.created_by.label("updated_by"), cast(V.c.data, Text).label("content")).join(
     V, (V.c.article_id == A.c.id) & (V.c.number == A.c.current_version)
 )
 _LATEST_BY_ID = _LATEST.where(A.c.id == bindparam("article_id"))
@@ -117,65 +115,29 @@ _VERSION_OF_HEAD = (
     .limit(literal_column("1"))
     .lateral("latest")
 )
-_LATEST_BY_ID_PG_STMT = (
+_LATEST_BY_ID_PG = (
     select(
         *_HEAD,
         _VERSION_OF_HEAD.c.created_by.label("updated_by"),
-        _VERSION_OF_HEAD.c.data.label("content"),
+        cast(_VERSION_OF_HEAD.c.data, Text).label("content"),
     )
     .select_from(A.join(_VERSION_OF_HEAD, true()))
     .where(A.c.id == bindparam("article_id"))
 )
-_LATEST_BY_ID_PG = str(_LATEST_BY_ID_PG_STMT.compile(dialect=postgresql_psycopg.dialect()))
-_LATEST_PREPARED = PreparedRead(
-    "cms_article_latest",
-    str(_LATEST_BY_ID_PG_STMT.compile(dialect=postgresql_psycopg.dialect(paramstyle="numeric_dollar"))),
-    [2950],  # $1: uuid
-)
 
 
-def read(
-    connection: Session | scoped_session[Session] | Connection | psycopg.Connection[Any],
-    article_id: uuid.UUID,
-) -> ArticleView:
-    """The latest state of one article: a single primary-key join (one prepared statement).
+def read(connection: Session | scoped_session[Session] | Connection, article_id: uuid.UUID) -> ArticleView:
+    """The latest state of one article: a single primary-key join.
 
-    ``connection`` may be a plain psycopg connection (the API's read pool).
+    The statement is built once, so SQLAlchemy compiles it once (its compiled
+    cache) and sends the same text every time; psycopg then prepares it on the
+    server (``prepare_threshold``) and later reads only bind and execute it.
+    It runs on the Core connection under the session: no ORM hydration.
     """
-    if isinstance(connection, psycopg.Connection):
-        return _read_pg(connection, article_id)
     if not isinstance(connection, Connection):  # a Session or scoped_session
         connection = connection.connection()
-    if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        return _read_pg(driver, article_id)
-    row = connection.execute(_LATEST_BY_ID, {"article_id": article_id}).first()
-    if row is None:
-        raise NotFound(f"No article with id {article_id}.")
-    return ArticleView(**row._mapping)
-
-
-def _read_pg(driver: psycopg.Connection[Any], article_id: uuid.UUID) -> ArticleView:
-    """``read`` straight through psycopg (a server-side prepared statement).
-
-    This is the hottest query of the product. On the read pool's autocommit
-    connections it goes through libpq directly (``cms.platform.db_prepared``); inside a
-    transaction through a cursor. Both skip SQLAlchemy's execution context and
-    normalise timestamps to UTC as ``UTCDateTime`` does.
-    """
-    row = _LATEST_PREPARED.fetch(driver, [article_id.bytes])
-    if row is NOT_HANDLED:
-        cursor = driver.cursor()
-        cursor.adapters.register_loader("jsonb", TextLoader)  # this cursor only
-        cursor.execute(_LATEST_BY_ID_PG, {"article_id": article_id}, prepare=True)
-        row = cursor.fetchone()
-        if row is not None:
-            # Columns in ArticleView's field order (see _HEAD); timestamps are 5-8.
-            row = list(row)
-            for i in range(5, 9):
-                if row[i] is not None:
-                    row[i] = row[i].astimezone(UTC)
+    stmt = _LATEST_BY_ID_PG if connection.dialect.name == "postgresql" else _LATEST_BY_ID
+    row = connection.execute(stmt, {"article_id": article_id}).first()
     if row is None:
         raise NotFound(f"No article with id {article_id}.")
     return ArticleView(*row)

@@ -1,20 +1,55 @@
-"""Engine tuning per backend."""
+"""Engine tuning per backend: the pool's limits and timeouts, prepared statements, SQLite's locking."""
 
 from __future__ import annotations
 
-import queue
-import time
-from collections.abc import Callable
+import functools
+from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.pool import QueuePool
 
-T = TypeVar("T")
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """Limits and timeouts of a process's connection pool (PostgreSQL).
+
+    ``size`` connections stay open, ``overflow`` more may be opened in a burst
+    (and are closed when returned); a checkout waits at most ``timeout`` seconds
+    for a free one (then ``sqlalchemy.exc.TimeoutError``: a 503), a connection
+    older than ``recycle`` seconds is replaced at its next checkout, and opening
+    one gives up after ``connect_timeout`` seconds. psycopg prepares a statement
+    on the server once a connection has run it ``prepare_threshold`` times;
+    SQLAlchemy's compiled cache keeps the text of each statement stable.
+    """
+
+    size: int = 10
+    overflow: int = 10
+    timeout: float = 10.0
+    recycle: float = 1800.0
+    connect_timeout: int = 5
+    prepare_threshold: int = 5
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PoolSettings:
+        return cls(
+            size=config["CMS_DB_POOL_SIZE"],
+            overflow=config["CMS_DB_MAX_OVERFLOW"],
+            timeout=config["CMS_DB_POOL_TIMEOUT"],
+            recycle=config["CMS_DB_POOL_RECYCLE"],
+            connect_timeout=config["CMS_DB_CONNECT_TIMEOUT"],
+            prepare_threshold=config["CMS_DB_PREPARE_THRESHOLD"],
+        )
 
 
 def engine_options(
-    url: str, *, synchronous_commit: bool = True, application_name: str = "cms"
+    url: str,
+    *,
+    synchronous_commit: bool = True,
+    application_name: str = "cms",
+    pool: PoolSettings | None = None,
 ) -> dict[str, Any]:
     """Engine settings; ``synchronous_commit=False`` is for the delivery workers only.
 
@@ -26,109 +61,53 @@ def engine_options(
     """
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    # Pre-ping: a connection the server dropped (restart, failover, pg_terminate_backend)
-    # is replaced at checkout instead of failing the request or the worker's round.
-    # It costs a round trip per checkout; reads of one article take the ReadPool instead.
-    connect_args: dict[str, Any] = {"application_name": application_name}
+    pool = pool or PoolSettings()
+    connect_args: dict[str, Any] = {
+        "application_name": application_name,
+        "connect_timeout": pool.connect_timeout,
+        "prepare_threshold": pool.prepare_threshold,
+    }
     if not synchronous_commit:
         connect_args["options"] = "-c synchronous_commit=off"
     return {
-        "pool_size": 10,
-        "max_overflow": 10,
-        "pool_recycle": 1800,
+        "poolclass": QueuePool,
+        "pool_size": pool.size,
+        "max_overflow": pool.overflow,
+        "pool_timeout": pool.timeout,
+        "pool_recycle": pool.recycle,
+        # A connection the server dropped (restart, failover, pg_terminate_backend)
+        # is replaced at checkout instead of failing the request or the worker's
+        # round; one that dies later fails its statement with OperationalError (503).
         "pool_pre_ping": True,
         "connect_args": connect_args,
     }
 
 
-class ReadPool:
-    """Idle autocommit psycopg connections for single-statement reads (PostgreSQL).
-
-    ``GET /articles/{id}`` is the hottest request and a single prepared
-    statement; taking a connection from SQLAlchemy's pool (events, reset,
-    bookkeeping) cost about a tenth of it. Connections here are plain psycopg
-    ones in a queue: a broken one is discarded (and the read retried once on a
-    fresh connection), and none is kept longer than ``max_age`` seconds.
-    """
-
-    def __init__(
-        self, url: str, *, max_idle: int = 16, max_age: float = 1800.0, application_name: str = "cms"
-    ) -> None:
-        from sqlalchemy.engine import make_url
-
-        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self.application_name = application_name
-        self.max_idle = max_idle
-        self.max_age = max_age
-        self._idle: queue.SimpleQueue[tuple[float, Any]] = queue.SimpleQueue()
-
-    def _take(self) -> tuple[float, Any, bool]:
-        while True:
-            try:
-                born, conn = self._idle.get_nowait()
-            except queue.Empty:
-                import psycopg
-
-                conn = psycopg.connect(self.dsn, autocommit=True, application_name=self.application_name)
-                return time.monotonic(), conn, True
-            if conn.closed or time.monotonic() - born > self.max_age:
-                conn.close()
-                continue
-            return born, conn, False
-
-    def run(self, work: Callable[[Any], T]) -> T:
-        """``work(connection)``; retried once on a new connection if a pooled one was dead."""
-        import psycopg
-
-        born, conn, fresh = self._take()
-        try:
-            result = work(conn)
-        except psycopg.OperationalError:
-            conn.close()
-            if fresh:
-                raise
-            # The server dropped it, and most likely every other idle one with it
-            # (a restart, pg_terminate_backend): retry on a new connection.
-            self.close()
-            born, conn, fresh = self._take()
-            try:
-                result = work(conn)
-            except psycopg.Error:
-                conn.close()
-                raise
-        except psycopg.Error:
-            conn.close()
-            raise
-        except BaseException:
-            self._give_back(born, conn)  # a domain error (e.g. not found): the connection is fine
-            raise
-        self._give_back(born, conn)
-        return result
-
-    def _give_back(self, born: float, conn: Any) -> None:
-        if conn.closed or self._idle.qsize() >= self.max_idle:
-            conn.close()
-        else:
-            self._idle.put((born, conn))
-
-    def close(self) -> None:
-        while True:
-            try:
-                _born, conn = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            conn.close()
-
-
-def read_pool(url: str, application_name: str = "cms") -> ReadPool | None:
-    """The pool for single-statement reads on PostgreSQL (``None`` elsewhere)."""
-    return ReadPool(url, application_name=application_name) if url.startswith("postgresql") else None
-
-
 # Whether transactions begun in this context may write. Requests that only read
 # (GET, HEAD) set it False: on SQLite they then begin DEFERRED and read from a WAL
-# snapshot, never queueing behind a writer.
+# snapshot, never queueing behind a writer; on PostgreSQL they read in autocommit
+# (``engine_for``).
 may_write: ContextVar[bool] = ContextVar("cms_may_write", default=True)
+
+
+def engine_for(engine: Engine) -> Engine:
+    """The engine a session should use now: ``engine``, or for a context that cannot
+    write on PostgreSQL, the same engine (same pool) with DBAPI autocommit.
+
+    Each statement then runs on its own, as it would anyway at READ COMMITTED,
+    where every statement takes a new snapshot; what it saves is BEGIN and ROLLBACK,
+    two round trips, and the ROLLBACK's side effect: psycopg forgets (and deallocates)
+    its prepared statements at every rollback, so reads in transactions would never
+    reuse one. The pool resets the isolation level when the connection comes back.
+    """
+    if may_write.get() or engine.dialect.name != "postgresql":
+        return engine
+    return _autocommit(engine)
+
+
+@functools.lru_cache(maxsize=16)  # one per engine; bounded, as tests make many apps
+def _autocommit(engine: Engine) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def configure_sqlite(engine: Engine, *, durable: bool = True) -> None:

@@ -14,6 +14,7 @@ import psycopg
 from flask import Flask, Response, json, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from cms.platform.errors import DomainError
@@ -161,7 +162,8 @@ def register_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(OperationalError)
-    @app.errorhandler(psycopg.OperationalError)  # the read pool's connections are plain psycopg ones
+    @app.errorhandler(psycopg.OperationalError)  # from driver cursors (COPY, bulk statements)
+    @app.errorhandler(PoolTimeout)  # every pooled connection busy for CMS_DB_POOL_TIMEOUT seconds
     def _unavailable(exc: Exception) -> Response:
         with contextlib.suppress(Exception):  # the session's connection may be the dead one
             db.session.rollback()

@@ -10,7 +10,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema
@@ -18,8 +18,6 @@ from marshmallow import Schema
 from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
 from cms.platform.http.problems import ApiError
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -100,20 +98,6 @@ def route(
         return view
 
     return decorator
-
-
-def read_only(fn: Callable[[Any], T]) -> T:
-    """Run a single-statement read.
-
-    On PostgreSQL it gets an autocommit psycopg connection of its own
-    (``cms.platform.db.ReadPool``): no BEGIN, no ROLLBACK, no ORM session, no pool
-    bookkeeping, which is most of what ``GET /articles/{id}`` would otherwise
-    cost. Elsewhere, and in tests, it runs on the request session.
-    """
-    pool = current_app.extensions.get("cms_read_pool")
-    if pool is None:
-        return fn(db.session)
-    return pool.run(fn)
 
 
 def authenticate(required: Role) -> Actor:

@@ -168,7 +168,8 @@ def test_latest_version_read_cost_is_independent_of_history(app, client, keys, b
         with app.app_context():
             if backend == "postgresql":
                 db.session.execute(text("ANALYZE articles; ANALYZE article_versions"))
-                pg_sql = _LATEST_BY_ID_PG.replace("%(article_id)s::UUID", "CAST(:a AS UUID)")
+                pg_sql = str(_LATEST_BY_ID_PG.compile(db.engine))
+                pg_sql = pg_sql.replace("%(article_id)s::UUID", "CAST(:a AS UUID)")
                 sql = "EXPLAIN (COSTS OFF) " + pg_sql
             else:
                 sql = "EXPLAIN QUERY PLAN " + str(_LATEST_BY_ID.compile(db.engine)).replace("?", ":a")
