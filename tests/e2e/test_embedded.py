@@ -17,28 +17,32 @@ from pathlib import Path
 import requests
 from standardwebhooks import Webhook
 
-from tests.helpers import free_port, seed_fields
+from tests.helpers import seed_fields
 from tests.receivers import Receiver
 
 CMS = str(Path(sys.executable).parent / "cms")
 
 
-def start(tmp: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start(tmp: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``cms up`` on port 0: it binds an ephemeral port itself and names it in its banner."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMS_")}
-    env.update({"CMS_VAR_DIR": str(tmp / "var"), "CMS_PORT": str(port), "PYTHONUNBUFFERED": "1"})
+    env.update({"CMS_VAR_DIR": str(tmp / "var"), "CMS_PORT": "0", "PYTHONUNBUFFERED": "1"})
     return subprocess.Popen(
         [CMS, "up"], cwd=tmp, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
     )
 
 
-def wait_ready(proc: subprocess.Popen[bytes], log: Path, port: int, timeout: float = 60) -> str:
+def wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> tuple[str, int]:
+    """The banner, and the port ``cms up`` bound."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
-        if "Ctrl-C stops" in text and "ready." in text:
+        bound = re.search(r"API:\s+http://127\.0\.0\.1:(\d+)/api/v1", text)
+        if bound and "Ctrl-C stops" in text and "ready." in text:
+            port = int(bound.group(1))
             try:
                 requests.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=5)
-                return text
+                return text, port
             except requests.RequestException:  # refused while binding, or slow while the worker boots
                 pass
         assert proc.poll() is None, text[-3000:]
@@ -71,11 +75,10 @@ def interrupt(proc: subprocess.Popen[bytes]) -> int:
 
 
 def test_cms_up_runs_everything_embedded_and_keeps_its_data(tmp_path):
-    port = free_port()
     receiver = Receiver()
-    first = start(tmp_path, port, tmp_path / "first.log")
+    first = start(tmp_path, tmp_path / "first.log")
     try:
-        banner = wait_ready(first, tmp_path / "first.log", port)
+        banner, port = wait_ready(first, tmp_path / "first.log")
         assert f"http://127.0.0.1:{port}/api/v1/docs" in banner
         key = re.search(r"^\s+(cms_\S+)\s*$", banner, re.M).group(1)
         api = f"http://127.0.0.1:{port}/api/v1"
@@ -110,9 +113,10 @@ def test_cms_up_runs_everything_embedded_and_keeps_its_data(tmp_path):
     assert code == 0, (tmp_path / "first.log").read_text()[-3000:]
     assert not group_alive(first.pid), "outlived Ctrl-C:\n" + survivors(first.pid)
 
-    second = start(tmp_path, port, tmp_path / "second.log")
+    second = start(tmp_path, tmp_path / "second.log")
     try:
-        banner = wait_ready(second, tmp_path / "second.log", port)
+        banner, port = wait_ready(second, tmp_path / "second.log")
+        api = f"http://127.0.0.1:{port}/api/v1"
         assert "First start" not in banner  # the key from the first start still stands
         stored = requests.get(f"{api}/articles/{article['id']}", headers=auth)
         assert stored.status_code == 200 and stored.json()["state"] == "published"
@@ -140,16 +144,15 @@ def test_cms_up_serves_with_keep_alive_logs_each_request_once_and_is_quiet_when_
     delivers writes its lines."""
     import http.client
 
-    port = free_port()
     log = tmp_path / "up.log"
-    proc = start(tmp_path, port, log)
+    proc = start(tmp_path, log)
     receiver = Receiver()
 
     def logged() -> str:
         return log.read_text(errors="replace")
 
     try:
-        banner = wait_ready(proc, log, port)
+        banner, port = wait_ready(proc, log)
         key = re.search(r"^\s+(cms_\S+)\s*$", banner, re.M).group(1)
 
         # Idle: beat sends relays and sweeps, the worker runs them, and nobody says so.
