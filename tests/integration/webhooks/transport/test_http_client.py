@@ -1,6 +1,7 @@
-"""The webhook HTTP client against real servers on loopback, including awkward ones:
-chunked and close-delimited bodies, dropped keep-alive connections, informational
-responses, huge and malformed responses, hanging servers, TLS, and the SSRF guard."""
+"""The webhook HTTP client (aiohttp) against real servers on loopback, including awkward
+ones: chunked and close-delimited bodies, dropped keep-alive connections, informational
+responses, huge and malformed responses, hanging servers, TLS, the SSRF guard, and a
+forwarding proxy. Each ends in a response or a ``RequestError``/``TimeoutError``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -351,3 +353,107 @@ def test_tls_verifies_the_certificate(run, certificate):
         assert (response.status, response.excerpt) == (200, b"secure")
     finally:
         server.close()
+
+
+class Proxy:
+    """A minimal forwarding HTTP proxy on loopback (asyncio): ``CONNECT host:port`` tunnels
+    and absolute-URI requests (sent on in origin form). Each client connection goes to the
+    target of its first request; ``requests`` holds those request lines."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.port = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> Proxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        line = head.split(b"\r\n", 1)[0].decode()
+        self.requests.append(line)
+        method, target, _version = line.split(" ")
+        if method == "CONNECT":
+            host, port = target.rsplit(":", 1)
+            upstream_reader, upstream = await asyncio.open_connection(host, int(port))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        else:
+            url = urlsplit(target)
+            upstream_reader, upstream = await asyncio.open_connection(url.hostname, url.port or 80)
+            origin = url.path + (f"?{url.query}" if url.query else "")
+            upstream.write(head.replace(target.encode(), origin.encode(), 1))
+        for source, sink in ((reader, upstream), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def test_through_a_proxy_the_target_is_still_checked(run, certificate):
+    server = RawServer(lambda req, n: ok(b"via proxy"))
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    tls = RawServer(lambda req, n: ok(b"tunnelled"), tls=context)
+    try:
+
+        async def main():
+            proxy = await Proxy().start()
+            # Nothing extra allowed: loopback targets are refused, though the proxy itself
+            # is on loopback (it is the operator's, so the guard does not apply to it).
+            strict = Client(proxy=proxy.url)
+            for url in (
+                f"http://127.0.0.1:{server.port}/",
+                f"http://localhost:{server.port}/",
+                "http://169.254.169.254/latest/meta-data/",
+            ):
+                with pytest.raises(AddressRefused):
+                    await post(strict, url)
+            asked = list(proxy.requests)
+            trusting = ssl.create_default_context(cafile=str(cert))
+            loose = Client(allowed=LOOPBACK, proxy=proxy.url, ssl_context=trusting)
+            plain = await post(loose, f"http://127.0.0.1:{server.port}/hook/новини?x=1")
+            tunnelled = await post(loose, f"https://localhost:{tls.port}/tls")
+            await proxy.close()
+            unreachable = Client(allowed=LOOPBACK, proxy=proxy.url)  # its port is closed now
+            with pytest.raises(RequestError, match="proxy connection failed"):
+                await post(unreachable, f"http://127.0.0.1:{server.port}/")
+            for client in (strict, loose, unreachable):
+                await client.close()
+            return asked, proxy.requests, plain, tunnelled
+
+        asked, requests, plain, tunnelled = run(main())
+        assert asked == []  # refused before the proxy was asked to connect
+        path = "/hook/%D0%BD%D0%BE%D0%B2%D0%B8%D0%BD%D0%B8?x=1"
+        assert requests == [
+            f"POST http://127.0.0.1:{server.port}{path} HTTP/1.1",
+            f"CONNECT localhost:{tls.port} HTTP/1.1",
+        ]
+        assert (plain.status, plain.excerpt) == (200, b"via proxy")
+        assert server.requests[0].startswith(f"POST {path} HTTP/1.1".encode())
+        assert (tunnelled.status, tunnelled.excerpt) == (200, b"tunnelled")
+    finally:
+        server.close()
+        tls.close()
