@@ -331,11 +331,17 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_tls_verifies_the_certificate(run, certificate):
+@pytest.fixture
+def server_tls(certificate) -> ssl.SSLContext:
     cert, key = certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    server = RawServer(lambda req, n: ok(b"secure"), tls=context)
+    return context
+
+
+def test_tls_verifies_the_certificate(run, certificate, server_tls):
+    cert, _key = certificate
+    server = RawServer(lambda req, n: ok(b"secure"), tls=server_tls)
     try:
 
         async def main():
@@ -411,12 +417,10 @@ class Proxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def test_through_a_proxy_the_target_is_still_checked(run, certificate):
+def test_through_a_proxy_the_target_is_still_checked(run, certificate, server_tls):
     server = RawServer(lambda req, n: ok(b"via proxy"))
-    cert, key = certificate
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    tls = RawServer(lambda req, n: ok(b"tunnelled"), tls=context)
+    tls = RawServer(lambda req, n: ok(b"tunnelled"), tls=server_tls)
+    cert, _key = certificate
     try:
 
         async def main():
