@@ -16,7 +16,8 @@ One run, on this machine (see bench/README.md):
 * the naive design: one Celery task per delivery doing ``requests.post``, and
   its single hop (enqueue -> arrival) as the latency baseline;
 * isolation: N = 1,000 with 10% of the endpoints hanging until the 15 s
-  timeout; the rate at which the healthy 90% get theirs.
+  timeout (on another receiving host: connections are limited per host); the
+  rate at which the healthy 90% get theirs.
 
 Usage: ``python bench/fanout.py [--rounds 5] [--latency 200] [--quick]``.
 """
@@ -88,12 +89,16 @@ class Api:
 
 
 class Sink:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, hang_port: int | None = None) -> None:
         self.port = port
+        self.hang_port = hang_port
         self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
 
     def url(self, path: str) -> str:
-        return f"http://{HOST}:{self.port}{path}"
+        # The hanging endpoints are another receiving host (port): connections are
+        # limited per host, so a hanging partner holds its own, not the others'.
+        port = self.hang_port if self.hang_port and path.startswith("/hang/") else self.port
+        return f"http://{HOST}:{port}{path}"
 
     def stats(self, since: float = 0.0) -> dict[str, Any]:
         self.conn.request("GET", f"/_stats?since={since}")
@@ -145,14 +150,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_stack(
-    env: dict[str, str], logs: Path, name: str, *, concurrency: int = 2, beat_level: str = "INFO"
+    env: dict[str, str],
+    logs: Path,
+    name: str,
+    *,
+    concurrency: int = 2,
+    beat_level: str = "INFO",
+    sink_ports: list[int] | None = None,
 ) -> tuple[dict[str, subprocess.Popen[bytes]], int, int]:
     """The sink, the API (gunicorn, 2 workers), one Celery worker and beat, as docker
-    compose runs them: ``(processes by role, sink port, API port)``. Stop with ``stop``."""
-    sink_port, api_port = free_port(), free_port()
+    compose runs them: ``(processes by role, sink port, API port)``. Stop with ``stop``.
+    The sink listens on ``sink_ports`` if given (the first is the one returned)."""
+    sink_ports = sink_ports or [free_port()]
+    sink_port, api_port = sink_ports[0], free_port()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     procs["sink"] = spawn(
-        "sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", str(sink_port)], env, logs
+        "sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", *map(str, sink_ports)], env, logs
     )
     wait_for_log(logs, "sink", "listening")
     procs["api"] = spawn(
@@ -421,10 +434,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         cms(env, "db", "upgrade")
         key = cms(env, "create-api-key", "--role", "admin", "--name", "bench").strip().splitlines()[-1]
-        roles, sink_port, api_port = start_stack(env, logs, f"bench-{prefix}", concurrency=args.concurrency)
+        hang_port = free_port()
+        roles, sink_port, api_port = start_stack(
+            env, logs, f"bench-{prefix}", concurrency=args.concurrency, sink_ports=[free_port(), hang_port]
+        )
         procs.extend(roles.values())
         time.sleep(2)
-        api, sink = Api(api_port, key), Sink(sink_port)
+        api, sink = Api(api_port, key), Sink(sink_port, hang_port)
 
         results: dict[str, Any] = {"fan_out": [], "started": datetime.now(UTC).isoformat(timespec="seconds")}
         for n in args.sizes:

@@ -87,7 +87,9 @@ class Client:
         self._urls: OrderedDict[str, URL] = OrderedDict()
 
     def url(self, url: str) -> URL:
-        """The parsed URL (IDNA host, percent-encoded path and query), cached."""
+        """The parsed URL (IDNA host, percent-encoded path and query), cached once a
+        literal IP host passed the guard (aiohttp connects to those without asking
+        the resolver)."""
         found = self._urls.get(url)
         if found is None:
             try:
@@ -96,6 +98,7 @@ class Client:
                 raise RequestError(f"invalid URL {url[:200]!r}: {exc}") from None
             if found.scheme not in ("http", "https") or not found.raw_host:
                 raise RequestError(f"not an http(s) URL: {url[:200]!r}")
+            self.guard.check_literal(found.raw_host)
             self._urls[url] = found
             if len(self._urls) > URL_CACHE:
                 self._urls.popitem(last=False)
@@ -104,14 +107,11 @@ class Client:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
         """POST ``body``; raises ``RequestError`` (or TimeoutError) unless a response arrived."""
         target = self.url(url)
-        host = target.raw_host
-        assert host is not None and target.port is not None
         try:
-            if self.proxy is None:
-                self.guard.check_literal(host)
-            else:
+            if self.proxy is not None:
+                assert target.raw_host is not None and target.port is not None
                 async with asyncio.timeout(self.connect_timeout):
-                    await self.guard.check(host, target.port)
+                    await self.guard.check(target.raw_host, target.port)
             async with self._session.post(
                 target, data=body, headers=headers, allow_redirects=False
             ) as response:
