@@ -6,6 +6,7 @@ forwarding proxy. Each ends in a response or a ``RequestError``/``TimeoutError``
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 import subprocess
@@ -368,6 +369,7 @@ class Proxy:
 
     def __init__(self) -> None:
         self.requests: list[str] = []
+        self.credentials: list[str] = []  # the Proxy-Authorization header of each
         self.port = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -384,6 +386,8 @@ class Proxy:
         head = await reader.readuntil(b"\r\n\r\n")
         line = head.split(b"\r\n", 1)[0].decode()
         self.requests.append(line)
+        fields = dict(h.split(": ", 1) for h in head.decode().split("\r\n")[1:] if ": " in h)
+        self.credentials.append(fields.get("Proxy-Authorization", ""))
         method, target, _version = line.split(" ")
         if method == "CONNECT":
             host, port = target.rsplit(":", 1)
@@ -437,7 +441,8 @@ def test_through_a_proxy_the_target_is_still_checked(run, certificate, server_tl
                     await post(strict, url)
             asked = list(proxy.requests)
             trusting = ssl.create_default_context(cafile=str(cert))
-            loose = Client(allowed=LOOPBACK, proxy=proxy.url, ssl_context=trusting)
+            proxy_url = proxy.url.replace("http://", "http://desk:secret@")
+            loose = Client(allowed=LOOPBACK, proxy=proxy_url, ssl_context=trusting)
             plain = await post(loose, f"http://127.0.0.1:{server.port}/hook/новини?x=1")
             tunnelled = await post(loose, f"https://localhost:{tls.port}/tls")
             await proxy.close()
@@ -446,15 +451,17 @@ def test_through_a_proxy_the_target_is_still_checked(run, certificate, server_tl
                 await post(unreachable, f"http://127.0.0.1:{server.port}/")
             for client in (strict, loose, unreachable):
                 await client.close()
-            return asked, proxy.requests, plain, tunnelled
+            return asked, proxy, plain, tunnelled
 
-        asked, requests, plain, tunnelled = run(main())
+        asked, proxy, plain, tunnelled = run(main())
         assert asked == []  # refused before the proxy was asked to connect
         path = "/hook/%D0%BD%D0%BE%D0%B2%D0%B8%D0%BD%D0%B8?x=1"
-        assert requests == [
+        assert proxy.requests == [
             f"POST http://127.0.0.1:{server.port}{path} HTTP/1.1",
             f"CONNECT localhost:{tls.port} HTTP/1.1",
         ]
+        basic = "Basic " + base64.b64encode(b"desk:secret").decode()
+        assert proxy.credentials == [basic, basic]
         assert (plain.status, plain.excerpt) == (200, b"via proxy")
         assert server.requests[0].startswith(f"POST {path} HTTP/1.1".encode())
         assert (tunnelled.status, tunnelled.excerpt) == (200, b"tunnelled")
