@@ -136,6 +136,7 @@ def test_keep_alive_reuses_one_connection(run):
         first = server.requests[0]
         assert first.startswith(b"POST /hook?x=1 HTTP/1.1\r\n")
         assert f"Host: 127.0.0.1:{server.port}".encode() in first and b"Content-Length: 2" in first
+        assert b"accept" not in first.lower()  # no Accept-Encoding: answers come uncompressed
     finally:
         server.close()
 
