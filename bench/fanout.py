@@ -427,6 +427,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "CMS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "CMS_VAR_DIR": str(logs / "var"),
             "CMS_WEBHOOK_MAX_IN_FLIGHT": "4",
+            **dict(item.split("=", 1) for item in args.setting),
         }
     )
     procs: list[subprocess.Popen[bytes]] = []
@@ -583,6 +584,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--pg-dsn", default=ADMIN_DSN)
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="CMS_X=VALUE",
+        help="passed to every process, e.g. CMS_WEBHOOK_CONNECTIONS_PER_HOST=64",
+    )
     args = parser.parse_args(argv)
     results = run(args)
     report(results)
