@@ -6,7 +6,9 @@ One run, on this machine (see bench/README.md):
   private key prefix on Redis, the API under gunicorn, one Celery worker
   (``--concurrency 2``) and beat, exactly as docker compose runs them;
 * a fast loopback sink (``bench/sink.py``, raw asyncio) that notes when each
-  ``webhook-id`` arrives;
+  ``webhook-id`` arrives, listening on ``--hosts`` ports (50): each is a receiving
+  host to the sender, which opens at most CMS_WEBHOOK_CONNECTIONS_PER_HOST
+  connections to one, so the subscriptions are spread over them as partners are;
 * for N = 10, 100, 1,000 subscriptions: publishes, one at a time, each timed
   from just before its ``POST /publish`` to the arrival of its last delivery
   (deliveries/s = N / that time);
@@ -16,7 +18,8 @@ One run, on this machine (see bench/README.md):
 * the naive design: one Celery task per delivery doing ``requests.post``, and
   its single hop (enqueue -> arrival) as the latency baseline;
 * isolation: N = 1,000 with 10% of the endpoints hanging until the 15 s
-  timeout; the rate at which the healthy 90% get theirs.
+  timeout (on another receiving host: connections are limited per host); the
+  rate at which the healthy 90% get theirs.
 
 Usage: ``python bench/fanout.py [--rounds 5] [--latency 200] [--quick]``.
 """
@@ -88,12 +91,20 @@ class Api:
 
 
 class Sink:
-    def __init__(self, port: int) -> None:
+    """The sink's control port, and the ports subscriptions point at: each port is a
+    receiving host to the sender, which limits its connections per host."""
+
+    def __init__(self, port: int, hosts: list[int] | None = None, hang_port: int | None = None) -> None:
         self.port = port
+        self.hosts = hosts or [port]
+        self.hang_port = hang_port
         self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
 
-    def url(self, path: str) -> str:
-        return f"http://{HOST}:{self.port}{path}"
+    def url(self, path: str, slot: int = 0) -> str:
+        """Subscription number ``slot`` goes to host ``slot % hosts``; the hanging
+        endpoints are one more host, so they hold its connections, not the others'."""
+        port = self.hang_port if self.hang_port and path.startswith("/hang/") else None
+        return f"http://{HOST}:{port or self.hosts[slot % len(self.hosts)]}{path}"
 
     def stats(self, since: float = 0.0) -> dict[str, Any]:
         self.conn.request("GET", f"/_stats?since={since}")
@@ -145,14 +156,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_stack(
-    env: dict[str, str], logs: Path, name: str, *, concurrency: int = 2, beat_level: str = "INFO"
+    env: dict[str, str],
+    logs: Path,
+    name: str,
+    *,
+    concurrency: int = 2,
+    beat_level: str = "INFO",
+    sink_ports: list[int] | None = None,
 ) -> tuple[dict[str, subprocess.Popen[bytes]], int, int]:
     """The sink, the API (gunicorn, 2 workers), one Celery worker and beat, as docker
-    compose runs them: ``(processes by role, sink port, API port)``. Stop with ``stop``."""
-    sink_port, api_port = free_port(), free_port()
+    compose runs them: ``(processes by role, sink port, API port)``. Stop with ``stop``.
+    The sink listens on ``sink_ports`` if given (the first is the one returned)."""
+    sink_ports = sink_ports or [free_port()]
+    sink_port, api_port = sink_ports[0], free_port()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     procs["sink"] = spawn(
-        "sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", str(sink_port)], env, logs
+        "sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", *map(str, sink_ports)], env, logs
     )
     wait_for_log(logs, "sink", "listening")
     procs["api"] = spawn(
@@ -218,9 +237,9 @@ def set_subscriptions(api: Api, sink: Sink, n: int, extra: list[tuple[str, list[
         for item in items:
             api.call("DELETE", f"/subscriptions/{item['id']}", expect=204)
     for i in range(n):
-        api.call("POST", "/subscriptions", {"url": sink.url(f"/s/{i}")}, expect=201)
-    for path, tags in extra:
-        api.call("POST", "/subscriptions", {"url": sink.url(path), "tags": tags}, expect=201)
+        api.call("POST", "/subscriptions", {"url": sink.url(f"/s/{i}", i)}, expect=201)
+    for i, (path, tags) in enumerate(extra):
+        api.call("POST", "/subscriptions", {"url": sink.url(path, i), "tags": tags}, expect=201)
 
 
 def publish(api: Api, tags: list[str] | None = None) -> tuple[str, float]:
@@ -414,6 +433,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "CMS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "CMS_VAR_DIR": str(logs / "var"),
             "CMS_WEBHOOK_MAX_IN_FLIGHT": "4",
+            **dict(item.split("=", 1) for item in args.setting),
         }
     )
     procs: list[subprocess.Popen[bytes]] = []
@@ -421,10 +441,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         cms(env, "db", "upgrade")
         key = cms(env, "create-api-key", "--role", "admin", "--name", "bench").strip().splitlines()[-1]
-        roles, sink_port, api_port = start_stack(env, logs, f"bench-{prefix}", concurrency=args.concurrency)
+        hosts, hang_port = [free_port() for _ in range(args.hosts)], free_port()
+        roles, sink_port, api_port = start_stack(
+            env, logs, f"bench-{prefix}", concurrency=args.concurrency, sink_ports=[*hosts, hang_port]
+        )
         procs.extend(roles.values())
         time.sleep(2)
-        api, sink = Api(api_port, key), Sink(sink_port)
+        api, sink = Api(api_port, key), Sink(sink_port, hosts, hang_port)
 
         results: dict[str, Any] = {"fan_out": [], "started": datetime.now(UTC).isoformat(timespec="seconds")}
         for n in args.sizes:
@@ -492,6 +515,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
         results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+        results["hosts"] = args.hosts
         return results
     finally:
         for proc in reversed(procs):
@@ -522,7 +546,10 @@ def report(results: dict[str, Any]) -> None:
         return "ok" if ok else "BELOW"
 
     print()
-    print(f"Fan-out benchmark, {results['started']}, {results['machine']['cpus']} CPUs")
+    print(
+        f"Fan-out benchmark, {results['started']}, {results['machine']['cpus']} CPUs, "
+        f"subscriptions spread over {results['hosts']} receiving host(s)"
+    )
     print(f"{'measure':<58}{'value':>12}  target")
     print("-" * 90)
     for r in results["fan_out"]:
@@ -565,8 +592,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--latency", type=int, default=200, help="publishes for the latency figures")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=50,
+        help="receiving hosts (sink ports) the subscriptions are spread over (1: all on one host, "
+        "where CMS_WEBHOOK_CONNECTIONS_PER_HOST bounds the fan-out)",
+    )
     parser.add_argument("--pg-dsn", default=ADMIN_DSN)
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="CMS_X=VALUE",
+        help="passed to every process, e.g. CMS_WEBHOOK_CONNECTIONS_PER_HOST=64",
+    )
     args = parser.parse_args(argv)
     results = run(args)
     report(results)

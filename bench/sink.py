@@ -8,6 +8,9 @@ answers ``[first, last, count]`` once ``n`` deliveries of ``id`` arrived (a
 long poll: the benchmark does not spin while it waits), ``POST /_reset``
 clears them.
 
+Several ports (``--port 9100 9101``) share the stats: to the sender they are
+different receiving hosts, each with its own connection limit.
+
 Run: ``python bench/sink.py --port 9100``.
 """
 
@@ -117,16 +120,15 @@ class Sink(asyncio.Protocol):
         )
 
 
-async def main(port: int) -> None:
+async def main(ports: list[int]) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Sink, "127.0.0.1", port, backlog=4096)
-    print(f"sink listening on 127.0.0.1:{port}", flush=True)
-    async with server:
-        await server.serve_forever()
+    servers = [await loop.create_server(Sink, "127.0.0.1", port, backlog=4096) for port in ports]
+    print(f"sink listening on 127.0.0.1:{', '.join(map(str, ports))}", flush=True)
+    await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, nargs="+", required=True, help="one or more (one set of stats)")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args().port))

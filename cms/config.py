@@ -91,6 +91,12 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_WEBHOOK_RETRY_SCHEDULE": ("0,5,300,1800,7200,18000,36000,50400,72000,86400", str),
     "CMS_WEBHOOK_CONNECT_TIMEOUT": (5.0, float),
     "CMS_WEBHOOK_TIMEOUT": (15.0, float),
+    # Connections one worker process opens to one host (host and port) at most, across
+    # every subscription there; a request waiting for one counts against its timeout.
+    "CMS_WEBHOOK_CONNECTIONS_PER_HOST": (16, _int),
+    # Send webhooks through this HTTP(S) proxy (e.g. http://proxy:3128); empty: directly.
+    # Every address of the target must still pass the SSRF guard before the proxy is asked.
+    "CMS_WEBHOOK_PROXY": ("", str),
     # How long a claimed delivery may stay in flight before the sweep re-sends it.
     "CMS_WEBHOOK_LEASE_SECONDS": (60.0, float),
     "CMS_WEBHOOK_DISABLE_AFTER_DAYS": (5.0, float),

@@ -33,10 +33,14 @@ class Receiver:
 
     Answers 200 unless told otherwise: ``script([500, 200])`` answers the next
     requests with those statuses in order; ``hang(seconds)`` delays answers.
+    ``max_open`` is the most connections it ever had open at once. Its listen
+    backlog is socketserver's small default (5), as small receivers have.
     """
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.open = 0
+        self.max_open = 0
         self._script: deque[int | tuple[int, dict[str, str]]] = deque()
         self._delay = 0.0
         # Optional: decide each answer from the request (path, body) -> status.
@@ -49,6 +53,17 @@ class Receiver:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver._cond:
+                    receiver.open += 1
+                    receiver.max_open = max(receiver.max_open, receiver.open)
+
+            def finish(self) -> None:
+                with receiver._cond:
+                    receiver.open -= 1
+                super().finish()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -74,6 +74,8 @@ class Runtime:
                 connect_timeout=float(app.config["CMS_WEBHOOK_CONNECT_TIMEOUT"]),
                 total_timeout=float(app.config["CMS_WEBHOOK_TIMEOUT"]),
                 max_connections=MAX_CONNECTIONS,
+                connections_per_host=int(app.config["CMS_WEBHOOK_CONNECTIONS_PER_HOST"]),
+                proxy=app.config["CMS_WEBHOOK_PROXY"] or None,
             ),
             results,
             retry_limit=RETRY_CONNECTIONS,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from urllib.parse import quote
 
 import jsonschema
 import psycopg
@@ -332,6 +333,33 @@ def test_ssrf_is_checked_again_at_send_time(stack, receiver):
         assert "address refused" in delivery["attempt_log"][0]["error"]
         assert delivery["status"] == "pending"  # retried later, in case the network changes
     assert receiver.requests == []
+
+
+def test_a_non_ascii_path_is_percent_encoded(stack, receiver):
+    """A URL as a partner writes it (Cyrillic path and query) is accepted, and the
+    receiver gets the signed webhook at the percent-encoded path."""
+    stack.worker()
+    sub = stack.subscribe(receiver.url("/hook/новини?раздел=свят"))
+    assert sub["url"] == receiver.url("/hook/новини?раздел=свят")
+    result = stack.publish(stack.article()["id"])
+    [got] = receiver.wait_ok(1, timeout=20)
+    assert got.path.startswith("/hook/%D0%BD%D0%BE%D0%B2%D0%B8%D0%BD%D0%B8?")  # UTF-8, percent-encoded
+    assert got.path == "/hook/" + quote("новини") + "?" + quote("раздел") + "=" + quote("свят")
+    assert Webhook(sub["secret"]).verify(got.body, got.headers)["data"]["event_id"] == result["event"]["id"]
+
+
+def test_connections_to_one_host_are_limited_across_subscriptions(stack, receiver):
+    """50 subscriptions on one partner host share a few connections (not 50 at once,
+    which a receiver with a small listen backlog answers with SYN retransmits)."""
+    stack.worker(concurrency=1, CMS_WEBHOOK_CONNECTIONS_PER_HOST="4")
+    receiver.hang(0.05)  # answers overlap, so the limit is what holds them back
+    for i in range(50):
+        stack.subscribe(receiver.url(f"/hook/{i}"))
+    event_id = stack.publish(stack.article()["id"])["event"]["id"]
+    got = receiver.wait_ok(50, timeout=30)
+    assert sorted(r.path for r in got) == sorted(f"/hook/{i}" for i in range(50))
+    assert {r.webhook_id for r in got} == {event_id}
+    assert receiver.max_open <= 4
 
 
 def test_ping_redeliver_and_recover(stack, receiver):

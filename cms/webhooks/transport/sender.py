@@ -2,8 +2,8 @@
 
 A ``Sender`` lives in one event loop and is shared by every delivery that
 process makes. It knows nothing about the database: it takes ``Job``s and
-returns ``Result``s. The HTTP client (``cms.webhooks.transport.client``) checks every
-address it connects to against the SSRF policy.
+returns ``Result``s. The HTTP client (``cms.webhooks.transport.client``, on
+aiohttp) checks every address it connects to against the SSRF policy.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class Sender:
     """Posts signed webhooks; one per event loop (create and use it inside the loop).
 
     ``client_options`` go to the HTTP client (``allowed`` networks, timeouts,
-    ``max_connections``, ``ssl_context``); see ``cms.webhooks.transport.client.Client``.
+    ``max_connections``, ``connections_per_host``, ``proxy``, ``ssl_context``); see
+    ``cms.webhooks.transport.client.Client``.
     """
 
     def __init__(self, *, user_agent: str = USER_AGENT, **client_options: Any) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
-from urllib.parse import urlsplit
+
+from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -91,17 +92,19 @@ def check_url(
 ) -> None:
     """Raise ``UrlRefused`` unless ``url`` may receive webhooks."""
     try:
-        parts = urlsplit(url)
+        # Parsed as the sender will send it (yarl: IDNA host, percent-encoded path),
+        # so the host checked here is the host the webhooks go to.
+        parts = URL(url)
         port = parts.port
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeError (IDNA) included
         raise UrlRefused(f"not a valid URL: {exc}") from None
     schemes = ("https",) if https_only else ("http", "https")
     if parts.scheme not in schemes:
         raise UrlRefused(f"the scheme must be {' or '.join(schemes)}")
-    host = parts.hostname
+    host = parts.raw_host
     if not host:
         raise UrlRefused("the URL has no host")
-    if parts.username is not None or parts.password is not None:
+    if parts.user is not None or parts.password is not None:
         raise UrlRefused("credentials in the URL are not allowed; use the subscription's headers")
     if parts.fragment:
         raise UrlRefused("the URL must not have a fragment")
@@ -113,9 +116,7 @@ def check_url(
     if not resolve:
         return
     try:
-        infos = socket.getaddrinfo(
-            host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise UrlRefused(f"the host {host!r} does not resolve ({exc})") from None
     addresses = {info[4][0] for info in infos}

@@ -170,6 +170,16 @@ def test_allowed_networks_open_exactly_what_they_name():
         urls.check_url("http://93.184.215.14/x", https_only=True)
 
 
+def test_urls_are_checked_as_they_will_be_sent():
+    """Validation parses URLs as the sender does (yarl): a UTF-8 path is fine (it is sent
+    percent-encoded), a host or port the sender could never use is refused at once."""
+    loopback = urls.parse_networks("127.0.0.0/8")
+    urls.check_url("http://127.0.0.1:8000/hook/новини?раздел=свят", allowed=loopback)
+    for bad in ("http://partner.example:99999/", "http://exa\u200bmple.com/"):
+        with pytest.raises(urls.UrlRefused, match="not a valid URL"):
+            urls.check_url(bad, resolve=False)
+
+
 def test_retry_schedule_with_jitter():
     policy = RetryPolicy()
     assert policy.max_attempts == 10 and parse_schedule("0, 5,300") == (0.0, 5.0, 300.0)

@@ -1,14 +1,15 @@
-"""The webhook HTTP client against real servers on loopback, including awkward ones:
-chunked and close-delimited bodies, dropped keep-alive connections, informational
-responses, huge and malformed responses, hanging servers, TLS, and the SSRF guard."""
+"""The webhook HTTP client (aiohttp) against real servers on loopback, including awkward
+ones: chunked and close-delimited bodies, dropped keep-alive connections, informational
+responses, huge and malformed responses, hanging servers, TLS, the SSRF guard, and a
+forwarding proxy. Each ends in a response or a ``RequestError``/``TimeoutError``."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,89 +18,9 @@ import pytest
 
 from cms.webhooks.transport.client import AddressRefused, Client, RequestError
 from cms.webhooks.transport.urls import parse_networks
+from tests.integration.webhooks.transport.servers import Proxy, RawServer, ok
 
 LOOPBACK = parse_networks("127.0.0.0/8,::1/128")
-
-
-class RawServer:
-    """A TCP server on loopback that answers each request with ``reply(request_bytes, n)``."""
-
-    def __init__(
-        self,
-        reply: Callable[[bytes, int], bytes | None],
-        *,
-        close_after: bool = False,
-        family: int = socket.AF_INET,
-        tls: ssl.SSLContext | None = None,
-    ) -> None:
-        self.reply = reply
-        self.close_after = close_after
-        self.requests: list[bytes] = []
-        self.connections = 0
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.tls = tls
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            if self.tls is not None:
-                try:
-                    conn = self.tls.wrap_socket(conn, server_side=True)
-                except (ssl.SSLError, OSError):
-                    conn.close()
-                    continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        buffer = b""
-        with conn:
-            while True:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                buffer += data
-                while b"\r\n\r\n" in buffer:
-                    head, _, rest = buffer.partition(b"\r\n\r\n")
-                    length = next(
-                        (
-                            int(line.split(b":")[1])
-                            for line in head.split(b"\r\n")
-                            if line.lower().startswith(b"content-length:")
-                        ),
-                        0,
-                    )
-                    if len(rest) < length:
-                        break
-                    self.requests.append(head + b"\r\n\r\n" + rest[:length])
-                    buffer = rest[length:]
-                    answer = self.reply(self.requests[-1], len(self.requests))
-                    if answer is None:  # hang
-                        time.sleep(30)
-                        return
-                    conn.sendall(answer)
-                    if self.close_after:
-                        return
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
-
-
-def ok(body: bytes = b'{"ok":true}', status: str = "200 OK", extra: str = "") -> bytes:
-    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
 
 
 @pytest.fixture
@@ -133,6 +54,7 @@ def test_keep_alive_reuses_one_connection(run):
         first = server.requests[0]
         assert first.startswith(b"POST /hook?x=1 HTTP/1.1\r\n")
         assert f"Host: 127.0.0.1:{server.port}".encode() in first and b"Content-Length: 2" in first
+        assert b"accept" not in first.lower()  # no Accept-Encoding: answers come uncompressed
     finally:
         server.close()
 
@@ -329,11 +251,17 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_tls_verifies_the_certificate(run, certificate):
+@pytest.fixture
+def server_tls(certificate) -> ssl.SSLContext:
     cert, key = certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    server = RawServer(lambda req, n: ok(b"secure"), tls=context)
+    return context
+
+
+def test_tls_verifies_the_certificate(run, certificate, server_tls):
+    cert, _key = certificate
+    server = RawServer(lambda req, n: ok(b"secure"), tls=server_tls)
     try:
 
         async def main():
@@ -351,3 +279,52 @@ def test_tls_verifies_the_certificate(run, certificate):
         assert (response.status, response.excerpt) == (200, b"secure")
     finally:
         server.close()
+
+
+def test_through_a_proxy_the_target_is_still_checked(run, certificate, server_tls):
+    server = RawServer(lambda req, n: ok(b"via proxy"))
+    tls = RawServer(lambda req, n: ok(b"tunnelled"), tls=server_tls)
+    cert, _key = certificate
+    try:
+
+        async def main():
+            proxy = await Proxy().start()
+            # Nothing extra allowed: loopback targets are refused, though the proxy itself
+            # is on loopback (it is the operator's, so the guard does not apply to it).
+            strict = Client(proxy=proxy.url)
+            for url in (
+                f"http://127.0.0.1:{server.port}/",
+                f"http://localhost:{server.port}/",
+                "http://169.254.169.254/latest/meta-data/",
+            ):
+                with pytest.raises(AddressRefused):
+                    await post(strict, url)
+            asked = list(proxy.requests)
+            trusting = ssl.create_default_context(cafile=str(cert))
+            proxy_url = proxy.url.replace("http://", "http://desk:secret@")
+            loose = Client(allowed=LOOPBACK, proxy=proxy_url, ssl_context=trusting)
+            plain = await post(loose, f"http://127.0.0.1:{server.port}/hook/новини?x=1")
+            tunnelled = await post(loose, f"https://localhost:{tls.port}/tls")
+            await proxy.close()
+            unreachable = Client(allowed=LOOPBACK, proxy=proxy.url)  # its port is closed now
+            with pytest.raises(RequestError, match="proxy connection failed"):
+                await post(unreachable, f"http://127.0.0.1:{server.port}/")
+            for client in (strict, loose, unreachable):
+                await client.close()
+            return asked, proxy, plain, tunnelled
+
+        asked, proxy, plain, tunnelled = run(main())
+        assert asked == []  # refused before the proxy was asked to connect
+        path = "/hook/%D0%BD%D0%BE%D0%B2%D0%B8%D0%BD%D0%B8?x=1"
+        assert proxy.requests == [
+            f"POST http://127.0.0.1:{server.port}{path} HTTP/1.1",
+            f"CONNECT localhost:{tls.port} HTTP/1.1",
+        ]
+        basic = "Basic " + base64.b64encode(b"desk:secret").decode()
+        assert proxy.credentials == [basic, basic]
+        assert (plain.status, plain.excerpt) == (200, b"via proxy")
+        assert server.requests[0].startswith(f"POST {path} HTTP/1.1".encode())
+        assert (tunnelled.status, tunnelled.excerpt) == (200, b"tunnelled")
+    finally:
+        server.close()
+        tls.close()
