@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import types
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp.resolver import DefaultResolver
@@ -177,26 +178,39 @@ def _failure(exc: aiohttp.ClientError, connect_timeout: float) -> RequestError:
     """A message for what went wrong, in the words the delivery log has always used."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return RequestError(f"connection failed: connect timed out after {connect_timeout:g} s")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return RequestError(f"cannot resolve {exc.host}: {_reason(exc.os_error)}")
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        cert = exc.certificate_error
-        reason = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or cert
-        return RequestError(f"connection failed: {exc.host}:{exc.port}: TLS: {reason}")
-    if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return RequestError(f"connection failed: {exc.host}:{exc.port}: TLS: {_reason(exc.os_error)}")
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return RequestError(f"proxy connection failed: {exc.host}:{exc.port}: {_reason(exc.os_error)}")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return RequestError(f"connection failed: {exc.host}:{exc.port}: {_reason(exc.os_error)}")
-    if isinstance(exc, aiohttp.ClientHttpProxyError):
-        return RequestError(f"the proxy refused: {exc.status} {exc.message}")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return RequestError("connection closed before a complete response")
-    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
-        message = exc.message if isinstance(exc, aiohttp.ClientResponseError) else exc
-        return RequestError(f"invalid HTTP response: {message}"[:500])
+    for kind, describe in _DESCRIBE:  # most specific first
+        if isinstance(exc, kind):
+            return RequestError(describe(exc)[:500])
     return RequestError(f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _certificate(exc: Any) -> str:
+    cert = exc.certificate_error
+    reason = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or cert
+    return f"connection failed: {exc.host}:{exc.port}: TLS: {reason}"
+
+
+def _bad_response(exc: Any) -> str:
+    message = exc.message if isinstance(exc, aiohttp.ClientResponseError) else exc
+    return f"invalid HTTP response: {message}"
+
+
+_DESCRIBE: tuple[tuple[type[Exception] | types.UnionType, Callable[[Any], str]], ...] = (
+    (aiohttp.ClientConnectorDNSError, lambda e: f"cannot resolve {e.host}: {_reason(e.os_error)}"),
+    (aiohttp.ClientConnectorCertificateError, _certificate),
+    (
+        aiohttp.ClientConnectorSSLError,
+        lambda e: f"connection failed: {e.host}:{e.port}: TLS: {_reason(e.os_error)}",
+    ),
+    (
+        aiohttp.ClientProxyConnectionError,
+        lambda e: f"proxy connection failed: {e.host}:{e.port}: {_reason(e.os_error)}",
+    ),
+    (aiohttp.ClientConnectorError, lambda e: f"connection failed: {e.host}:{e.port}: {_reason(e.os_error)}"),
+    (aiohttp.ClientHttpProxyError, lambda e: f"the proxy refused: {e.status} {e.message}"),
+    (aiohttp.ServerDisconnectedError, lambda _e: "connection closed before a complete response"),
+    (aiohttp.ClientResponseError | aiohttp.ClientPayloadError, _bad_response),
+)
 
 
 def _reason(error: OSError) -> str:

@@ -91,30 +91,46 @@ def check_url(
     resolve: bool = True,
 ) -> None:
     """Raise ``UrlRefused`` unless ``url`` may receive webhooks."""
-    try:
-        # Parsed as the sender will send it (yarl: IDNA host, percent-encoded path),
-        # so the host checked here is the host the webhooks go to.
-        parts = URL(url)
-        port = parts.port
-    except ValueError as exc:  # UnicodeError (IDNA) included
-        raise UrlRefused(f"not a valid URL: {exc}") from None
-    schemes = ("https",) if https_only else ("http", "https")
-    if parts.scheme not in schemes:
-        raise UrlRefused(f"the scheme must be {' or '.join(schemes)}")
+    parts = _parse(url)
+    _check_form(parts, https_only)
     host = parts.raw_host
-    if not host:
-        raise UrlRefused("the URL has no host")
-    if parts.user is not None or parts.password is not None:
-        raise UrlRefused("credentials in the URL are not allowed; use the subscription's headers")
-    if parts.fragment:
-        raise UrlRefused("the URL must not have a fragment")
+    assert host is not None  # _check_form
     literal = literal_address(host)
     if literal is not None:
         if not address_allowed(literal, allowed):
             raise UrlRefused(f"the address {literal} is not publicly routable")
         return
-    if not resolve:
-        return
+    if resolve:
+        _check_resolved(host, parts.port, allowed)
+
+
+def _parse(url: str) -> URL:
+    """Parsed as the sender will send it (yarl: IDNA host, percent-encoded path),
+    so the host checked here is the host the webhooks go to."""
+    try:
+        parts = URL(url)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError as exc:  # UnicodeError (IDNA) included
+        raise UrlRefused(f"not a valid URL: {exc}") from None
+    return parts
+
+
+def _check_form(parts: URL, https_only: bool) -> None:
+    """Scheme, host, no credentials, no fragment."""
+    schemes = ("https",) if https_only else ("http", "https")
+    if parts.scheme not in schemes:
+        raise UrlRefused(f"the scheme must be {' or '.join(schemes)}")
+    if not parts.raw_host:
+        raise UrlRefused("the URL has no host")
+    if parts.user is not None or parts.password is not None:
+        raise UrlRefused("credentials in the URL are not allowed; use the subscription's headers")
+    if parts.fragment:
+        raise UrlRefused("the URL must not have a fragment")
+
+
+def _check_resolved(host: str, port: int | None, allowed: Sequence[Network]) -> None:
+    """Every address the host resolves to must be allowed (a name that resolves to both
+    a public and a private address is refused)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
