@@ -79,10 +79,13 @@ class Handler(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     if SECRET and not SECRET.startswith("whsec_"):
         sys.exit("RECEIVER_SECRET must be the whsec_... secret shown when you created the subscription.")
+    # Bound before saying so (RECEIVER_PORT=0 takes any free port, and says which).
+    server = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
+    port = server.server_address[1]
     if SECRET:
-        print(f"receiving webhooks on :{PORT}", flush=True)
+        print(f"receiving webhooks on :{port}", flush=True)
     else:
-        print(f"listening on :{PORT}, answering 503 until RECEIVER_SECRET is set", flush=True)
+        print(f"listening on :{port}, answering 503 until RECEIVER_SECRET is set", flush=True)
     # As a container's first process, SIGTERM would otherwise be ignored until `docker stop` kills us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
+    server.serve_forever()
