@@ -181,11 +181,11 @@ def start_stack(
         "worker",
         [str(BIN / "celery"), "-A", "workers", "worker", f"--concurrency={concurrency}", "--loglevel=WARNING",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
-        env,
+        {**env, "CMS_LOG_LEVEL": "WARNING"},  # (Celery's --loglevel gives way to CMS_LOG_LEVEL)
         logs,
     )  # fmt: skip
     procs["beat"] = spawn(
-        "beat", [str(BIN / "celery"), "-A", "workers", "beat", f"--loglevel={beat_level}"], env, logs
+        "beat", [str(BIN / "celery"), "-A", "workers", "beat"], {**env, "CMS_LOG_LEVEL": beat_level}, logs
     )
     wait_for_log(logs, "api", "Booting worker")
     if beat_level == "INFO":

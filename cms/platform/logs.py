@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from pythonjsonlogger.json import JsonFormatter
+# orjson serialises a line in a fraction of the stdlib's time (the access line is per request).
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
@@ -72,12 +73,11 @@ def dict_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
         "filters": {"context": {"()": ContextFilter}},
         "formatters": {
             "json": {
-                "()": JsonFormatter,
+                "()": OrjsonFormatter,
                 "fmt": "{levelname}{name}{message}",
                 "style": "{",
                 "rename_fields": {"levelname": "level", "name": "logger"},
-                "timestamp": "time",  # ISO 8601, UTC
-                "json_ensure_ascii": False,
+                "timestamp": "time",  # ISO 8601, UTC; non-ASCII stays UTF-8
             },
             "text": {"()": TextFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         },
