@@ -12,7 +12,7 @@ from flask.sessions import SessionInterface
 
 from cms.config import load_config
 from cms.platform import logs, uow
-from cms.platform.db import PoolSettings, configure_sqlite, engine_options
+from cms.platform.db import PoolSettings, configure_postgresql, configure_sqlite, engine_options
 from cms.platform.extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -106,6 +106,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine, durable=settings["CMS_DB_SYNCHRONOUS_COMMIT"])
+        elif db.engine.dialect.name == "postgresql":
+            configure_postgresql(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
     from cms.accounts.keys import ActorCache

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -85,29 +85,39 @@ def engine_options(
 
 # Whether transactions begun in this context may write. Requests that only read
 # (GET, HEAD) set it False: on SQLite they then begin DEFERRED and read from a WAL
-# snapshot, never queueing behind a writer; on PostgreSQL they read in autocommit
-# (``engine_for``).
+# snapshot, never queueing behind a writer; on PostgreSQL they read in autocommit.
 may_write: ContextVar[bool] = ContextVar("cms_may_write", default=True)
 
 
-def engine_for(engine: Engine) -> Engine:
-    """The engine a session should use now: ``engine``, or for a context that cannot
-    write on PostgreSQL, the same engine (same pool) with DBAPI autocommit.
+def configure_postgresql(engine: Engine) -> None:
+    """Connections handed to a context that cannot write (``may_write`` False) are in
+    autocommit; every other checkout gets a transactional one, as usual.
 
-    Each statement then runs on its own, as it would anyway at READ COMMITTED,
-    where every statement takes a new snapshot; what it saves is BEGIN and ROLLBACK,
-    two round trips, and the ROLLBACK's side effect: psycopg forgets (and deallocates)
-    its prepared statements at every rollback, so reads in transactions would never
-    reuse one. The pool resets the isolation level when the connection comes back.
+    A read then runs on its own, as it would anyway at READ COMMITTED, where every
+    statement takes a new snapshot. What that saves is BEGIN and ROLLBACK, two round
+    trips, and the ROLLBACK's side effect: psycopg forgets (and deallocates) its
+    prepared statements at every rollback, so reads inside transactions would never
+    reuse one. Idle connections rest in autocommit, so the pre-ping and reads change
+    nothing; writers switch at checkout and back at checkin. Pool events cost only at
+    checkout; ``isolation_level="AUTOCOMMIT"`` on the engine would put an event
+    dispatch on every statement (about a quarter of a read's cost).
     """
-    if may_write.get() or engine.dialect.name != "postgresql":
-        return engine
-    return _autocommit(engine)
 
+    @event.listens_for(engine, "connect")
+    def _rest_in_autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.autocommit = True
 
-@functools.lru_cache(maxsize=16)  # one per engine; bounded, as tests make many apps
-def _autocommit(engine: Engine) -> Engine:
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if may_write.get():
+            dbapi_connection.autocommit = False
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_connection: Any, _record: Any) -> None:
+        # After the pool's reset (a rollback): idle, unless the connection broke.
+        if dbapi_connection is not None and not dbapi_connection.autocommit:
+            with contextlib.suppress(Exception):
+                dbapi_connection.autocommit = True
 
 
 def configure_sqlite(engine: Engine, *, durable: bool = True) -> None:
