@@ -41,6 +41,7 @@ RESERVED_HEADERS = frozenset(
         "transfer-encoding",
         "connection",
         "host",
+        "proxy-authorization",  # the egress proxy's (CMS_WEBHOOK_PROXY), not a partner's
         "user-agent",
         "webhook-id",
         "webhook-timestamp",

@@ -96,6 +96,7 @@ def test_changing_the_url_is_checked_too(client, admin):
         {"url": PUBLIC_URL, "event_types": []},
         {"url": PUBLIC_URL, "headers": {"webhook-signature": "forged"}},
         {"url": PUBLIC_URL, "headers": {"Content-Type": "text/plain"}},
+        {"url": PUBLIC_URL, "headers": {"Proxy-Authorization": "Basic eDp5"}},
         {"url": PUBLIC_URL, "headers": {"X-Ok": "a\r\nInjected: yes"}},
         {"url": PUBLIC_URL, "headers": {"Bad Name": "x"}},
         {"url": PUBLIC_URL, "max_in_flight": 0},
