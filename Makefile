@@ -29,8 +29,7 @@ test: $(STAMP) ## Run every test (SQLite, PostgreSQL, Redis, worker processes; C
 		|| echo "note: could not install docker.io and debootstrap; the compose test will fail"; fi
 	$(BIN)/ruff check cms workers tests bench
 	$(BIN)/lint-imports
-	@# Two processes, one test module each at a time: most tests wait on servers and workers.
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## Ruff and the architecture contracts (import-linter, pyproject.toml)
 	$(BIN)/ruff check cms workers tests bench
