@@ -442,7 +442,7 @@ def test_events_published_while_redis_is_down_are_all_delivered(stack, receiver,
             published.append(stack.publish(stack.article()["id"])["event"]["id"])
             assert time.monotonic() - started < 5, "publishing must not wait on a dead broker"
         if listen:
-            receiver.wait_ok(6, timeout=30)  # no broker needed to relay and send
+            receiver.wait_ok(6, timeout=60)  # no broker needed to relay and send
         else:
             # Nothing can reach the workers yet: the events wait, unrelayed, in the outbox.
             events = stack.api("GET", "/events?limit=100", 200).get_json()["items"]
