@@ -331,7 +331,9 @@ def test_ssrf_is_checked_again_at_send_time(stack, receiver):
     for sub in (literal, named):
         delivery = eventually(lambda sub=sub: refused(sub["id"]), what="a refused attempt")
         assert "address refused" in delivery["attempt_log"][0]["error"]
-        assert delivery["status"] == "pending"  # retried later, in case the network changes
+        # Retried later, in case the network changes: pending, or already claimed for the
+        # 5 s retry when the machine is slow to answer the poll; never given up on.
+        assert delivery["status"] in ("pending", "in_flight")
     assert receiver.requests == []
 
 
