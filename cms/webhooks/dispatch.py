@@ -38,6 +38,7 @@ from cms.webhooks.models import (
     DeliveryStatus,
     EventPayload,
     Subscription,
+    status_is,
 )
 from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.sender import Job
@@ -72,15 +73,17 @@ def _claim_ids(
     deliveries take the free slots.
     """
     earlier = D.alias("earlier")
-    flying = (
-        select(D.c.subscription_id, func.count().label("n"))
-        .where(D.c.status == DeliveryStatus.IN_FLIGHT.value)
-        .group_by(D.c.subscription_id)
-        .cte("flying")
+    flying = D.alias("flying")
+    # A count per subscription, probing the small in-flight index; not a join to
+    # the counts grouped over every in-flight row, which the planner, blind to rows
+    # this transaction just wrote, ran once per candidate delivery.
+    in_flight = (
+        select(func.count())
+        .where(flying.c.subscription_id == S.c.id, status_is(flying.c.status, DeliveryStatus.IN_FLIGHT))
+        .scalar_subquery()
     )
     room = (
-        select(S.c.id, (S.c.max_in_flight - func.coalesce(flying.c.n, 0)).label("room"))
-        .select_from(S.outerjoin(flying, flying.c.subscription_id == S.c.id))
+        select(S.c.id, (S.c.max_in_flight - in_flight).label("room"))
         .where(S.c.enabled.is_(True), S.c.deleted_at.is_(None))
         .cte("room")
     )
@@ -88,13 +91,13 @@ def _claim_ids(
         earlier.c.subscription_id == D.c.subscription_id,
         earlier.c.article_id == D.c.article_id,
         earlier.c.sequence < D.c.sequence,
-        earlier.c.status.in_(OPEN_STATUSES),
+        status_is(earlier.c.status, *OPEN_STATUSES),
     )
     due = (
         select(D.c.id, D.c.subscription_id, D.c.next_attempt_at, D.c.created_at, room.c.room)
         .join(room, room.c.id == D.c.subscription_id)
         .where(
-            D.c.status == DeliveryStatus.PENDING.value,
+            status_is(D.c.status, DeliveryStatus.PENDING),
             D.c.next_attempt_at <= now,
             room.c.room > 0,
             ~blocked,
@@ -139,7 +142,7 @@ def claim(
     lease = now + timedelta(seconds=policy.lease_seconds)
     stmt = (
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING.value)
+        .where(Delivery.id.in_(ids), status_is(D.c.status, DeliveryStatus.PENDING))
         .values(status=DeliveryStatus.IN_FLIGHT.value, lease_expires_at=lease, updated_at=now)
         .returning(
             Delivery.id,
@@ -163,7 +166,7 @@ def has_due(session: Session, now: datetime, subscription_ids: Iterable[uuid.UUI
     stmt = (
         select(D.c.id)
         .where(
-            D.c.status == DeliveryStatus.PENDING.value,
+            status_is(D.c.status, DeliveryStatus.PENDING),
             D.c.next_attempt_at <= now,
             D.c.subscription_id.in_(list(subscription_ids)),
         )
@@ -192,7 +195,7 @@ def load_jobs(
         return []
     stmt = select(D.c.id, D.c.event_id, D.c.subscription_id, D.c.format, D.c.attempts, D.c.retry_index).where(
         D.c.id.in_(delivery_ids),
-        D.c.status == DeliveryStatus.IN_FLIGHT.value,
+        status_is(D.c.status, DeliveryStatus.IN_FLIGHT),
         D.c.lease_expires_at > now,
     )
     return _jobs(session, session.execute(stmt).all(), now, endpoints, bodies)
@@ -273,7 +276,7 @@ def open_for(session: Session, subscription_id: uuid.UUID) -> int:
     return (
         session.scalar(
             select(func.count()).where(
-                and_(D.c.subscription_id == subscription_id, D.c.status.in_(OPEN_STATUSES))
+                and_(D.c.subscription_id == subscription_id, status_is(D.c.status, *OPEN_STATUSES))
             )
         )
         or 0

@@ -25,9 +25,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from cms.platform.models import Base, JSONType
 
@@ -41,6 +43,17 @@ class DeliveryStatus(enum.StrEnum):
 
 
 OPEN_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.IN_FLIGHT.value)
+
+
+def status_is(column: Any, *statuses: str) -> ColumnElement[bool]:
+    """``status = 'x'`` (or ``IN ('x', 'y')``) with the statuses written as SQL
+    literals, not bind parameters. The partial indexes below (``WHERE status =
+    'pending'`` ...) only match a literal: once psycopg prepares a statement, the
+    server's generic plan cannot use them for a parameter, and scans the history."""
+    literals = [literal_column(f"'{DeliveryStatus(s).value}'") for s in statuses]
+    if len(literals) == 1:
+        return column == literals[0]
+    return column.in_(literals)
 
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
