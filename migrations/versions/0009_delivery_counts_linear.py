@@ -18,7 +18,7 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
-FUNCTION = """
+TEMPLATE = """
 CREATE OR REPLACE FUNCTION deliveries_counted() RETURNS trigger AS $$
 DECLARE
     changes jsonb;
@@ -30,13 +30,7 @@ BEGIN
         SELECT jsonb_object_agg(status, -n) INTO changes
         FROM (SELECT status, count(*) AS n FROM old_rows GROUP BY status) t;
     ELSE
-        SELECT jsonb_object_agg(status, n) INTO changes FROM (
-            SELECT status, sum(d) AS n FROM (
-                SELECT status, 1 AS d FROM new_rows
-                UNION ALL
-                SELECT status, -1 FROM old_rows
-            ) moved GROUP BY status HAVING sum(d) <> 0
-        ) t;
+        SELECT jsonb_object_agg(status, n) INTO changes FROM (%s) t;
     END IF;
     IF changes IS NOT NULL THEN
         PERFORM delivery_counts_add(changes);
@@ -45,44 +39,24 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 """
-
-# 0008's version, for a downgrade.
+COUNTED = """
+    SELECT status, sum(d) AS n FROM (
+        SELECT status, 1 AS d FROM new_rows UNION ALL SELECT status, -1 FROM old_rows
+    ) moved GROUP BY status HAVING sum(d) <> 0"""
+# 0008's, for a downgrade.
 PAIRED = """
-CREATE OR REPLACE FUNCTION deliveries_counted() RETURNS trigger AS $$
-DECLARE
-    changes jsonb;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT jsonb_object_agg(status, n) INTO changes
-        FROM (SELECT status, count(*) AS n FROM new_rows GROUP BY status) t;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT jsonb_object_agg(status, -n) INTO changes
-        FROM (SELECT status, count(*) AS n FROM old_rows GROUP BY status) t;
-    ELSE
-        SELECT jsonb_object_agg(status, n) INTO changes FROM (
-            SELECT status, sum(d) AS n FROM (
-                SELECT o.status, -1 AS d FROM old_rows o JOIN new_rows w ON w.id = o.id
-                WHERE o.status <> w.status
-                UNION ALL
-                SELECT w.status, 1 FROM old_rows o JOIN new_rows w ON w.id = o.id
-                WHERE o.status <> w.status
-            ) moved GROUP BY status
-        ) t;
-    END IF;
-    IF changes IS NOT NULL THEN
-        PERFORM delivery_counts_add(changes);
-    END IF;
-    RETURN NULL;
-END;
-$$ LANGUAGE plpgsql;
-"""
+    SELECT status, sum(d) AS n FROM (
+        SELECT o.status, -1 AS d FROM old_rows o JOIN new_rows w ON w.id = o.id WHERE o.status <> w.status
+        UNION ALL
+        SELECT w.status, 1 FROM old_rows o JOIN new_rows w ON w.id = o.id WHERE o.status <> w.status
+    ) moved GROUP BY status"""
 
 
 def upgrade():
     if op.get_bind().dialect.name == "postgresql":  # SQLite's triggers are per row already
-        op.execute(FUNCTION)
+        op.execute(TEMPLATE % COUNTED)
 
 
 def downgrade():
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(PAIRED)
+        op.execute(TEMPLATE % PAIRED)
