@@ -8,11 +8,12 @@ sequences gap-free and strictly ordered under concurrent publishes.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Select, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from cms.content.models import Article, ArticleVersion
@@ -92,6 +93,12 @@ def claim_unrelayed(session: Session, limit: int) -> list[Any]:
     deliveries are always created in sequence order. Each row carries what a
     payload needs: the article's creation dates and the event's version.
     """
+    return list(session.execute(_unrelayed_statement(), {"relay_limit": limit}))
+
+
+@functools.cache
+def _unrelayed_statement() -> Select[Any]:
+    """Built once: building it costs more than running it when one event waits."""
     E = OutboxEvent.__table__
     A = Article.__table__
     V = ArticleVersion.__table__
@@ -101,7 +108,7 @@ def claim_unrelayed(session: Session, limit: int) -> list[Any]:
         earlier.c.sequence < E.c.sequence,
         earlier.c.relayed_at.is_(None),
     )
-    stmt = (
+    return (
         select(
             E.c.id,
             E.c.type,
@@ -123,10 +130,9 @@ def claim_unrelayed(session: Session, limit: int) -> list[Any]:
         )
         .where(E.c.relayed_at.is_(None), ~waiting)
         .order_by(E.c.occurred_at, E.c.id)
-        .limit(limit)
+        .limit(bindparam("relay_limit"))
         .with_for_update(skip_locked=True, of=E)
     )
-    return list(session.execute(stmt))
 
 
 def mark_relayed(session: Session, event_ids: list[uuid.UUID], now: datetime) -> None:

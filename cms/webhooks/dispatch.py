@@ -21,12 +21,13 @@ worker task that calls it owns the transaction.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, select, update
+from sqlalchemy import Update, and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from cms.platform import bulk
@@ -56,21 +57,16 @@ class BodyCache(ByteLRU):
         super().__init__(name, max_bytes)
 
 
-def _claim_ids(
-    session: Session,
-    now: datetime,
-    *,
-    limit: int,
-    event_ids: Sequence[uuid.UUID] | None,
-    subscription_ids: Iterable[uuid.UUID] | None,
-) -> Select[Any]:
-    """Ids of deliveries that may be sent now, at most ``limit``.
+@functools.cache
+def _claim_statement(scope: str | None) -> Update:
+    """The claim, built once per scope (None, "events" or "subscriptions"): building
+    it costs more than running it for a small fan-out. Parameters: ``claim_now``,
+    ``claim_lease``, ``claim_limit``, ``due_limit`` and the scope's ids.
 
-    Room under each subscription's cap is computed once (in-flight rows have
-    their own small index); subscriptions that are full, paused or deleted are
-    left out before any delivery is looked at, so a backlog waiting behind a
-    hanging endpoint costs nothing. Within a subscription, the oldest due
-    deliveries take the free slots.
+    Room under each subscription's cap is computed before any delivery is looked
+    at, so subscriptions that are full, paused or deleted drop out and a backlog
+    waiting behind a hanging endpoint costs nothing. Within a subscription, the
+    oldest due deliveries take the free slots.
     """
     earlier = D.alias("earlier")
     flying = D.alias("flying")
@@ -98,17 +94,17 @@ def _claim_ids(
         .join(room, room.c.id == D.c.subscription_id)
         .where(
             status_is(D.c.status, DeliveryStatus.PENDING),
-            D.c.next_attempt_at <= now,
+            D.c.next_attempt_at <= bindparam("claim_now"),
             room.c.room > 0,
             ~blocked,
         )
         .order_by(D.c.next_attempt_at, D.c.created_at)
-        .limit(limit * 4)
+        .limit(bindparam("due_limit"))
     )
-    if event_ids is not None:
-        due = due.where(D.c.event_id.in_(event_ids))
-    if subscription_ids is not None:
-        due = due.where(D.c.subscription_id.in_(list(subscription_ids)))
+    if scope == "events":
+        due = due.where(D.c.event_id.in_(bindparam("event_ids", expanding=True)))
+    elif scope == "subscriptions":
+        due = due.where(D.c.subscription_id.in_(bindparam("subscription_ids", expanding=True)))
     due_sq = due.subquery("due")
     ranked = select(
         due_sq.c.id,
@@ -118,11 +114,21 @@ def _claim_ids(
         .over(partition_by=due_sq.c.subscription_id, order_by=(due_sq.c.next_attempt_at, due_sq.c.created_at))
         .label("rank"),
     ).subquery("ranked")
-    return (
+    ids = (
         select(ranked.c.id)
         .where(ranked.c.rank <= ranked.c.room)
         .order_by(ranked.c.next_attempt_at)
-        .limit(limit)
+        .limit(bindparam("claim_limit"))
+    )
+    return (
+        update(D)
+        .where(D.c.id.in_(ids), status_is(D.c.status, DeliveryStatus.PENDING))
+        .values(
+            status=DeliveryStatus.IN_FLIGHT.value,
+            lease_expires_at=bindparam("claim_lease"),
+            updated_at=bindparam("claim_now"),
+        )
+        .returning(D.c.id, D.c.event_id, D.c.subscription_id, D.c.format, D.c.attempts, D.c.retry_index)
     )
 
 
@@ -138,23 +144,18 @@ def claim(
     bodies: BodyCache | None = None,
 ) -> list[Job]:
     """Mark up to ``limit`` sendable deliveries in flight (leased) and return their jobs."""
-    ids = _claim_ids(session, now, limit=limit, event_ids=event_ids, subscription_ids=subscription_ids)
-    lease = now + timedelta(seconds=policy.lease_seconds)
-    stmt = (
-        update(Delivery)
-        .where(Delivery.id.in_(ids), status_is(D.c.status, DeliveryStatus.PENDING))
-        .values(status=DeliveryStatus.IN_FLIGHT.value, lease_expires_at=lease, updated_at=now)
-        .returning(
-            Delivery.id,
-            Delivery.event_id,
-            Delivery.subscription_id,
-            Delivery.format,
-            Delivery.attempts,
-            Delivery.retry_index,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    rows = session.execute(stmt).all()
+    params: dict[str, Any] = {
+        "claim_now": now,
+        "claim_lease": now + timedelta(seconds=policy.lease_seconds),
+        "claim_limit": limit,
+        "due_limit": limit * 4,
+    }
+    scope = None
+    if event_ids is not None:
+        scope, params["event_ids"] = "events", list(event_ids)
+    elif subscription_ids is not None:
+        scope, params["subscription_ids"] = "subscriptions", list(subscription_ids)
+    rows = session.execute(_claim_statement(scope), params).all()
     return _jobs(session, rows, now, endpoints, bodies)
 
 
