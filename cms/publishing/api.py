@@ -7,10 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from cms.content import versions
-from cms.content.models import Article
 from cms.content.reads import view_of
-from cms.events.models import OutboxEvent
 from cms.platform.actors import Actor, Role
 from cms.platform.extensions import db
 from cms.platform.http.routing import respond, route
@@ -28,9 +25,9 @@ result_schema = TransitionResultSchema()
 RESPONSES = {200: ("The article after the change and the event it recorded", result_schema)}
 
 
-def _result(article: Article, event: OutboxEvent) -> Response:
-    latest = versions.get(db.session, article.id, article.current_version)
-    return respond(result_schema.dump({"article": view_of(article, latest).as_dict(), "event": event}))
+def _result(done: publishing.Transition) -> Response:
+    view = view_of(done.article, done.latest)
+    return respond(result_schema.dump({"article": view.as_dict(), "event": done.event}))
 
 
 @route(
@@ -46,14 +43,15 @@ def _result(article: Article, event: OutboxEvent) -> Response:
 def publish(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) -> Response:
     """Default: the latest version. A newer version of a live article is an update, or a
     correction with `correction_note`. Records article.published / updated / corrected."""
-    article, event = publishing.publish(
-        db.session,
-        actor,
-        article_id,
-        version=body.get("version"),
-        correction_note=body.get("correction_note"),
+    return _result(
+        publishing.publish(
+            db.session,
+            actor,
+            article_id,
+            version=body.get("version"),
+            correction_note=body.get("correction_note"),
+        )
     )
-    return _result(article, event)
 
 
 @route(
@@ -68,8 +66,7 @@ def publish(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) -> Respon
 )
 def unpublish(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) -> Response:
     """Records article.unpublished; the article can be published again."""
-    article, event = publishing.unpublish(db.session, actor, article_id, reason=body.get("reason"))
-    return _result(article, event)
+    return _result(publishing.unpublish(db.session, actor, article_id, reason=body.get("reason")))
 
 
 @route(
@@ -84,5 +81,4 @@ def unpublish(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) -> Resp
 )
 def kill(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) -> Response:
     """Requires a reason. Records article.killed; only an admin can revise or republish after."""
-    article, event = publishing.kill(db.session, actor, article_id, reason=body["reason"])
-    return _result(article, event)
+    return _result(publishing.kill(db.session, actor, article_id, reason=body["reason"]))

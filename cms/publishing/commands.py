@@ -6,23 +6,35 @@
                           └──────────kill───────────┴──▶ killed (admin may republish)
 
 Each change locks the article row, changes its state and records exactly one
-outbox event in the same transaction.
+outbox event in the same transaction. It also loads the latest version, which
+the caller's answer shows: read inside the transaction (the session keeps it),
+it costs one statement instead of another transaction after the commit.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
 from cms.authoring import articles
-from cms.content.models import Article, ArticleState
+from cms.content.models import Article, ArticleState, ArticleVersion
 from cms.events.models import OutboxEvent
 from cms.events.outbox import EventType, record
 from cms.platform.actors import Actor, Role
 from cms.platform.clock import utcnow
 from cms.platform.errors import InvalidTransition, NotFound, Unprocessable
 from cms.platform.uow import command
+
+
+class Transition(NamedTuple):
+    """What a transition changed: the article, its latest version (what an answer
+    shows) and the event it recorded."""
+
+    article: Article
+    event: OutboxEvent
+    latest: ArticleVersion
 
 
 @command
@@ -33,14 +45,14 @@ def publish(
     *,
     version: int | None = None,
     correction_note: str | None = None,
-) -> tuple[Article, OutboxEvent]:
+) -> Transition:
     """Publish ``version`` (default: latest).
 
     First publication and republication emit ``article.published``; a newer
     version of a live article emits ``article.updated``, or
     ``article.corrected`` when a ``correction_note`` is given.
     """
-    article = articles.lock(session, article_id)
+    article, latest = articles.lock_with_latest(session, article_id)
     number = _version_to_publish(article, article_id, version)
     event_type, data = _publication(actor, article, number, correction_note)
     now = utcnow()
@@ -51,7 +63,7 @@ def publish(
     article.kill_reason = None
     article.updated_at = now
     event = record(session, article, event_type, version=number, actor=actor.label, data=data)
-    return article, event
+    return Transition(article, event, latest)
 
 
 def _version_to_publish(article: Article, article_id: uuid.UUID, version: int | None) -> int:
@@ -109,25 +121,26 @@ def _going_live(article: Article, correction_note: str | None) -> tuple[EventTyp
 @command
 def unpublish(
     session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str | None = None
-) -> tuple[Article, OutboxEvent]:
+) -> Transition:
     """Withdraw a published article; it can be published again later."""
-    article = articles.lock(session, article_id)
+    article, latest = articles.lock_with_latest(session, article_id)
     if article.state != ArticleState.PUBLISHED:
         raise InvalidTransition(
             f"Only a published article can be unpublished; this one is {article.state}.",
             state=article.state,
         )
-    return _withdraw(session, actor, article, ArticleState.UNPUBLISHED, EventType.UNPUBLISHED, reason)
+    event = _withdraw(session, actor, article, ArticleState.UNPUBLISHED, EventType.UNPUBLISHED, reason)
+    return Transition(article, event, latest)
 
 
 @command
 def kill(
     session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str
-) -> tuple[Article, OutboxEvent]:
+) -> Transition:
     """Withdraw for legal or ethical reasons: terminal except for an admin."""
     if not reason or not reason.strip():
         raise Unprocessable("Killing an article requires a reason.", field="reason")
-    article = articles.lock(session, article_id)
+    article, latest = articles.lock_with_latest(session, article_id)
     if article.state == ArticleState.KILLED:
         raise InvalidTransition("The article is already killed.", state=article.state)
     if article.first_published_at is None:
@@ -136,7 +149,8 @@ def kill(
             state=article.state,
         )
     article.kill_reason = reason.strip()
-    return _withdraw(session, actor, article, ArticleState.KILLED, EventType.KILLED, reason.strip())
+    event = _withdraw(session, actor, article, ArticleState.KILLED, EventType.KILLED, reason.strip())
+    return Transition(article, event, latest)
 
 
 def _withdraw(
@@ -146,12 +160,11 @@ def _withdraw(
     state: ArticleState,
     event_type: EventType,
     reason: str | None,
-) -> tuple[Article, OutboxEvent]:
+) -> OutboxEvent:
     # ``published_version`` is kept: it names the version partners last received,
     # which is what the withdrawal event refers to.
     withdrawn = article.published_version or article.current_version
     article.state = state
     article.updated_at = utcnow()
     data = {"slug": article.slug, "reason": reason}
-    event = record(session, article, event_type, version=withdrawn, actor=actor.label, data=data)
-    return article, event
+    return record(session, article, event_type, version=withdrawn, actor=actor.label, data=data)

@@ -178,7 +178,7 @@ def test_outbox_event_exists_only_if_the_change_commits(committed_app):
         assert articles.get(db.session, aid).state == "draft"
 
     with app.app_context():
-        _article, event = publishing.publish(db.session, actor, aid)
+        event = publishing.publish(db.session, actor, aid).event
         event_id = event.id
     with app.app_context():
         stored = db.session.scalars(select(OutboxEvent).where(OutboxEvent.article_id == aid)).all()
