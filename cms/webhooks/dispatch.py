@@ -213,8 +213,12 @@ def _jobs(
         return []
     endpoints = _endpoints_for(session, rows, endpoints)
     cache = bodies if bodies is not None else BodyCache()
-    _cache_missing_bodies(session, rows, cache)
-    return [_job(r, endpoints[r.subscription_id], _body(session, cache, r), now) for r in rows]
+    # A fan-out is many rows of few payloads: look each payload up once.
+    payloads = {(r.event_id, r.format): cache.get((r.event_id, r.format)) for r in rows}
+    for key, body in _read_missing_bodies(session, payloads).items():
+        payloads[key] = body
+        cache.put(key, body)
+    return [_job(r, endpoints[r.subscription_id], payloads[(r.event_id, r.format)], now) for r in rows]
 
 
 def _endpoints_for(
@@ -229,28 +233,21 @@ def _endpoints_for(
     return {**(endpoints or {}), **{s.id: Endpoint.of(s) for s in subs}}
 
 
-def _cache_missing_bodies(session: Session, rows: Sequence[Any], cache: BodyCache) -> None:
-    """One query for the payloads of every event the cache lacks (all its formats)."""
-    missing = {(r.event_id, r.format) for r in rows if cache.get((r.event_id, r.format)) is None}
+def _read_missing_bodies(
+    session: Session, payloads: dict[tuple[uuid.UUID, str], bytes | None]
+) -> dict[tuple[uuid.UUID, str], bytes]:
+    """The payloads the cache lacked, read with one query."""
+    missing = [key for key, body in payloads.items() if body is None]
     if not missing:
-        return
+        return {}
+    found = {}
     stmt = select(EventPayload.event_id, EventPayload.format, EventPayload.body).where(
         EventPayload.event_id.in_({event_id for event_id, _fmt in missing})
     )
     for event_id, fmt, body in session.execute(stmt):
-        cache.put((event_id, fmt), body.encode())
-
-
-def _body(session: Session, cache: BodyCache, row: Any) -> bytes:
-    """The row's payload: from the cache, else (larger than the cache keeps) read alone."""
-    body = cache.get((row.event_id, row.format))
-    if body is not None:
-        return body
-    return session.scalar(
-        select(EventPayload.body).where(
-            EventPayload.event_id == row.event_id, EventPayload.format == row.format
-        )
-    ).encode()
+        if (event_id, fmt) in payloads:
+            found[(event_id, fmt)] = body.encode()
+    return found
 
 
 def _job(row: Any, endpoint: Endpoint, body: bytes, now: datetime) -> Job:

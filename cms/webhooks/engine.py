@@ -66,7 +66,7 @@ class Runtime:
         self._send_task = send_task
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        results: queue.Queue[Result | None] = queue.Queue()
+        results: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
         self._results = results
         self.sending = SendingLoop(
             Sender(

@@ -63,7 +63,7 @@ class Recorder:
         self,
         app: Flask,
         policy: DeliveryPolicy,
-        results: queue.Queue[Result | None],
+        results: queue.SimpleQueue[Result | None],
         then: Callable[[Recorded], None],
     ) -> None:
         self.app = app

@@ -25,7 +25,7 @@ class SendingLoop:
     def __init__(
         self,
         sender: Sender,
-        results: queue.Queue[Result | None],
+        results: queue.SimpleQueue[Result | None],
         *,
         retry_limit: int,
         stopping: threading.Event,
@@ -38,6 +38,7 @@ class SendingLoop:
         self._lanes: Lanes | None = None  # created inside the loop
         self._outstanding = 0
         self._room = threading.Condition()
+        self._waiters = 0  # threads waiting on _room: only then is it worth a notify
 
     def run(self) -> None:
         """Until ``close`` stops the loop; should it ever fail, the supervisor runs it again."""
@@ -55,7 +56,8 @@ class SendingLoop:
         self._results.put(result)
         with self._room:
             self._outstanding -= 1
-            self._room.notify_all()
+            if self._waiters:
+                self._room.notify_all()
         return result
 
     async def _send_batch(self, jobs: Sequence[Job]) -> list[Result]:
@@ -65,7 +67,7 @@ class SendingLoop:
         """Start sending ``jobs`` on the loop; outcomes are recorded whatever the caller does."""
         with self._room:
             while self._outstanding > MAX_OUTSTANDING and not self._stopping.is_set():
-                self._room.wait(timeout=1.0)
+                self._wait_for_room(1.0)
             self._outstanding += len(jobs)
         return asyncio.run_coroutine_threadsafe(self._send_batch(jobs), self.loop)
 
@@ -81,7 +83,14 @@ class SendingLoop:
         """Wait (until ``deadline``, monotonic) for the sends in progress to finish."""
         with self._room:
             while self._outstanding > 0 and time.monotonic() < deadline:
-                self._room.wait(timeout=0.1)
+                self._wait_for_room(0.1)
+
+    def _wait_for_room(self, timeout: float) -> None:
+        self._waiters += 1
+        try:
+            self._room.wait(timeout=timeout)
+        finally:
+            self._waiters -= 1
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.sender.close(), self.loop).result(timeout=5)

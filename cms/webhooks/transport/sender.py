@@ -9,10 +9,9 @@ aiohttp) checks every address it connects to against the SSRF policy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -134,12 +133,35 @@ class Lanes:
         # Keyed by the cap too, so a changed max_in_flight takes effect at once.
         self._per_subscription: dict[tuple[uuid.UUID, int], asyncio.Semaphore] = {}
 
-    @contextlib.asynccontextmanager
-    async def slot(self, job: Job) -> AsyncIterator[None]:
+    def slot(self, job: Job) -> _Slot:
         key = (job.subscription_id, job.max_in_flight)
         cap = self._per_subscription.get(key)
         if cap is None:
             cap = self._per_subscription[key] = asyncio.Semaphore(max(1, job.max_in_flight))
-        lane = self._retries if job.attempt > 1 else contextlib.nullcontext()
-        async with lane, cap:
-            yield
+        return _Slot(cap, self._retries if job.attempt > 1 else None)
+
+
+class _Slot:
+    """``async with`` a job's semaphores (a plain class: a generator-based context
+    manager cost 5% of a worker's sending time)."""
+
+    __slots__ = ("cap", "retries")
+
+    def __init__(self, cap: asyncio.Semaphore, retries: asyncio.Semaphore | None) -> None:
+        self.cap = cap
+        self.retries = retries
+
+    async def __aenter__(self) -> None:
+        if self.retries is not None:
+            await self.retries.acquire()
+        try:
+            await self.cap.acquire()
+        except BaseException:
+            if self.retries is not None:
+                self.retries.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cap.release()
+        if self.retries is not None:
+            self.retries.release()
