@@ -64,14 +64,6 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("event_id", "subscription_id"),
-        # Due work (sweeps) and expired leases; only open rows are indexed.
-        Index(
-            "ix_deliveries_open",
-            "status",
-            "next_attempt_at",
-            postgresql_where=text("status IN ('pending', 'in_flight')"),
-            sqlite_where=text("status IN ('pending', 'in_flight')"),
-        ),
         # Ordering checks: open deliveries per (subscription, article). Partial
         # indexes hold only open rows, so they stay small whatever the history,
         # and a delivery leaving them costs no new entry.

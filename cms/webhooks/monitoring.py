@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from cms.events.models import OutboxEvent
 from cms.platform.clock import utcnow
-from cms.webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Subscription
+from cms.webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Subscription, status_is
 
 
 def delivery_facts(session: Session) -> dict[str, Any]:
@@ -19,12 +19,12 @@ def delivery_facts(session: Session) -> dict[str, Any]:
     open_counts = dict(
         session.execute(
             select(Delivery.status, func.count())
-            .where(Delivery.status.in_(OPEN_STATUSES))
+            .where(status_is(Delivery.status, *OPEN_STATUSES))
             .group_by(Delivery.status)
         ).all()
     )
     retries = session.scalar(
-        select(func.count()).where(Delivery.status == DeliveryStatus.PENDING.value, Delivery.attempts > 0)
+        select(func.count()).where(status_is(Delivery.status, DeliveryStatus.PENDING), Delivery.attempts > 0)
     )
     failing = session.execute(
         select(Subscription.id, Subscription.consecutive_failures).where(

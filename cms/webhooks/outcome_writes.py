@@ -60,7 +60,7 @@ ATTEMPT_COLUMNS = (
 # than the statement.
 _PG_RECORD = """
 WITH v AS (
-    SELECT * FROM unnest(
+    SELECT *, 'in_flight'::text AS was FROM unnest(
         %(id)b::uuid[], %(prev)b::int[], %(status)b::text[], %(attempts)b::int[], %(retry_index)b::int[],
         %(next_at)b::timestamptz[], %(last_at)b::timestamptz[], %(delivered_at)b::timestamptz[],
         %(code)b::int[], %(error)b::text[], %(excerpt)b::text[], %(outcome)b::text[], %(duration)b::float8[]
@@ -88,8 +88,11 @@ UPDATE deliveries AS d SET
     delivered_at = v.delivered_at, last_status_code = v.code, last_error = v.error,
     updated_at = %(now)s
 FROM v
-WHERE d.id = v.id AND d.status = 'in_flight' AND d.attempts = v.prev
+WHERE d.id = v.id AND d.status = v.was AND d.attempts = v.prev
 """
+# ``d.status = v.was`` ('in_flight', from the materialised v) and not a literal: with
+# the literal the planner matched the partial in-flight index and scanned every
+# in-flight row (dead index entries too) for each batch instead of probing the key.
 
 
 def write(

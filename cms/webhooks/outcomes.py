@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cms.events import outbox
 from cms.events.outbox import EventType
 from cms.webhooks import outcome_writes
-from cms.webhooks.models import Delivery, DeliveryStatus, Subscription
+from cms.webhooks.models import Delivery, DeliveryStatus, Subscription, status_is
 from cms.webhooks.policy import LEASE_EXPIRED, DeliveryPolicy
 from cms.webhooks.transport.schedule import parse_retry_after
 from cms.webhooks.transport.sender import Job, Result
@@ -183,7 +183,7 @@ def expire_leases(session: Session, now: datetime, policy: DeliveryPolicy, *, li
     """Deliveries whose worker vanished: count a failed attempt and schedule a retry."""
     rows = session.execute(
         select(D.c.id, D.c.event_id, D.c.subscription_id, D.c.attempts, D.c.retry_index)
-        .where(D.c.status == DeliveryStatus.IN_FLIGHT.value, D.c.lease_expires_at < now)
+        .where(status_is(D.c.status, DeliveryStatus.IN_FLIGHT), D.c.lease_expires_at < now)
         .limit(limit)
     ).all()
     if not rows:
