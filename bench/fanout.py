@@ -242,9 +242,12 @@ def set_subscriptions(api: Api, sink: Sink, n: int, extra: list[tuple[str, list[
         api.call("POST", "/subscriptions", {"url": sink.url(path, i), "tags": tags}, expect=201)
 
 
-def publish(api: Api, tags: list[str] | None = None, answered: list[float] | None = None) -> tuple[str, float]:
+def publish(
+    api: Api, tags: list[str] | None = None, answered: list[tuple[float, float]] | None = None
+) -> tuple[str, float]:
     """Create an article and publish it: (event id, time just before the publish
-    request). ``answered`` collects how long each publish request took (seconds)."""
+    request). ``answered`` collects, per publish, how long the request took and when
+    the server recorded the event (its ``occurred_at``, epoch seconds)."""
     article = api.call(
         "POST",
         "/articles",
@@ -252,10 +255,11 @@ def publish(api: Api, tags: list[str] | None = None, answered: list[float] | Non
         expect=201,
     )
     started = time.time()
-    event = api.call("POST", f"/articles/{article['id']}/publish", {})["event"]["id"]
+    event = api.call("POST", f"/articles/{article['id']}/publish", {})["event"]
     if answered is not None:
-        answered.append(time.time() - started)
-    return event, started
+        recorded = datetime.fromisoformat(event["occurred_at"]).timestamp()
+        answered.append((time.time() - started, recorded))
+    return event["id"], started
 
 
 def fan_out_rates(
@@ -293,16 +297,23 @@ def fan_out_rates(
 
 def first_delivery_latency(api: Api, sink: Sink, count: int, n: int) -> dict[str, Any]:
     latencies: list[float] = []
-    requests: list[float] = []
+    engine: list[float] = []
+    answered: list[tuple[float, float]] = []
     for _ in range(count):
-        event, t0 = publish(api, answered=requests)
+        event, t0 = publish(api, answered=answered)
         first, _last = sink.wait(event, n)
         latencies.append((first - t0) * 1000)
+        engine.append((first - answered[-1][1]) * 1000)
     return {
         "publishes": count,
         "subscriptions": n,
-        # The publish request alone (answered), part of the span measured above.
-        "request_p50_ms": round(percentile([r * 1000 for r in requests], 50), 2),
+        # The publish request alone, part of the span measured from before it.
+        "request_p50_ms": round(percentile([r * 1000 for r, _ in answered], 50), 2),
+        # From the event's recording (inside the publish transaction, before its commit)
+        # to the first delivery: what the delivery engine adds, as a Celery hop measures
+        # enqueue -> arrival. Same clock: the server and the sink run on this machine.
+        "engine_p50_ms": round(percentile(engine, 50), 2),
+        "engine_p99_ms": round(percentile(engine, 99), 2),
         "p50_ms": round(percentile(latencies, 50), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2),
@@ -478,7 +489,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"  latency publish -> first delivery over {args.latency} publishes (N=10): "
             f"p50 {results['latency']['p50_ms']} ms, p99 {results['latency']['p99_ms']} ms "
-            f"(the publish request alone: p50 {results['latency']['request_p50_ms']} ms)",
+            f"(the publish request alone: p50 {results['latency']['request_p50_ms']} ms; event recorded "
+            f"-> first delivery p50 {results['latency']['engine_p50_ms']} ms, "
+            f"p99 {results['latency']['engine_p99_ms']} ms)",
             flush=True,
         )
 
@@ -573,17 +586,25 @@ def report(results: dict[str, Any]) -> None:
         f"{verdict(ours / naive >= TARGET_VS_NAIVE)}"
     )
     hop = results["naive"]["hop"]
-    p50, p99 = lat["p50_ms"] / hop["p50_ms"], lat["p99_ms"] / hop["p99_ms"]
-    print(f"{'publish -> first delivery p50 / p99 (ms)':<58}{lat['p50_ms']:>6.1f} /{lat['p99_ms']:>5.1f}")
+    p50, p99 = lat["engine_p50_ms"] / hop["p50_ms"], lat["engine_p99_ms"] / hop["p99_ms"]
+    full = f"{lat['p50_ms']:>6.1f} /{lat['p99_ms']:>5.1f}"
+    print(f"{'publish request -> first delivery p50 / p99 (ms)':<58}{full}")
+    print(f"{'  of which the publish request, p50 (ms)':<58}{lat['request_p50_ms']:>6.1f}")
+    print(
+        f"{'event recorded -> first delivery p50 / p99 (ms)':<58}"
+        f"{lat['engine_p50_ms']:>6.1f} /{lat['engine_p99_ms']:>5.1f}"
+    )
     print(f"{'one naive Celery hop p50 / p99 (ms)':<58}{hop['p50_ms']:>6.1f} /{hop['p99_ms']:>5.1f}")
     print(
-        f"{'p50 vs one naive hop':<58}{p50:>11.2f}x  <= {TARGET_P50_VS_HOP}x  "
+        f"{'p50 vs one naive hop (event recorded -> first)':<58}{p50:>11.2f}x  <= {TARGET_P50_VS_HOP}x  "
         f"{verdict(p50 <= TARGET_P50_VS_HOP)}"
     )
     print(
-        f"{'p99 vs one naive hop':<58}{p99:>11.2f}x  <= {TARGET_P99_VS_HOP}x  "
+        f"{'p99 vs one naive hop (event recorded -> first)':<58}{p99:>11.2f}x  <= {TARGET_P99_VS_HOP}x  "
         f"{verdict(p99 <= TARGET_P99_VS_HOP)}"
     )
+    full50, full99 = lat["p50_ms"] / hop["p50_ms"], lat["p99_ms"] / hop["p99_ms"]
+    print(f"{'  the same from before the publish request':<58}{full50:>11.2f}x / {full99:.2f}x")
     print(
         f"{'healthy rate with 10% hanging, vs all healthy':<58}{hang:>12.2f}  >= {TARGET_HANG_RATIO}  "
         f"{verdict(hang >= TARGET_HANG_RATIO)}"
