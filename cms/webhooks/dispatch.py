@@ -1,7 +1,7 @@
 """Claims: which deliveries may be sent now, decided in the database.
 
-This is the one place that answers "may this delivery go now?", for the
-relay's fresh deliveries and the sweep's retries alike, so any number of
+The rule that answers "may this delivery go now?" (``cms.webhooks.rule``) serves
+the relay's fresh deliveries and the sweep's retries alike, so any number of
 workers can share the work and a crashed one loses nothing:
 
 * ordering: a delivery is sent only when no earlier delivery (lower sequence)
@@ -21,17 +21,17 @@ worker task that calls it owns the transaction.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, exists, func, select, update
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from cms.platform import bulk
 from cms.platform.caches import ByteLRU
+from cms.webhooks import rule
 from cms.webhooks.endpoints import Endpoint
 from cms.webhooks.models import (
     OPEN_STATUSES,
@@ -57,81 +57,6 @@ class BodyCache(ByteLRU):
         super().__init__(name, max_bytes)
 
 
-@functools.cache
-def _claim_statement(scope: str | None) -> Update:
-    """The claim, built once per scope (None, "events" or "subscriptions"): building
-    it costs more than running it for a small fan-out. Parameters: ``claim_now``,
-    ``claim_lease``, ``claim_limit``, ``due_limit`` and the scope's ids.
-
-    Room under each subscription's cap is computed before any delivery is looked
-    at, so subscriptions that are full, paused or deleted drop out and a backlog
-    waiting behind a hanging endpoint costs nothing. Within a subscription, the
-    oldest due deliveries take the free slots.
-    """
-    earlier = D.alias("earlier")
-    flying = D.alias("flying")
-    # A count per subscription, probing the small in-flight index; not a join to
-    # the counts grouped over every in-flight row, which the planner, blind to rows
-    # this transaction just wrote, ran once per candidate delivery.
-    in_flight = (
-        select(func.count())
-        .where(flying.c.subscription_id == S.c.id, status_is(flying.c.status, DeliveryStatus.IN_FLIGHT))
-        .scalar_subquery()
-    )
-    room = (
-        select(S.c.id, (S.c.max_in_flight - in_flight).label("room"))
-        .where(S.c.enabled.is_(True), S.c.deleted_at.is_(None))
-        .cte("room")
-    )
-    blocked = exists().where(
-        earlier.c.subscription_id == D.c.subscription_id,
-        earlier.c.article_id == D.c.article_id,
-        earlier.c.sequence < D.c.sequence,
-        status_is(earlier.c.status, *OPEN_STATUSES),
-    )
-    due = (
-        select(D.c.id, D.c.subscription_id, D.c.next_attempt_at, D.c.created_at, room.c.room)
-        .join(room, room.c.id == D.c.subscription_id)
-        .where(
-            status_is(D.c.status, DeliveryStatus.PENDING),
-            D.c.next_attempt_at <= bindparam("claim_now"),
-            room.c.room > 0,
-            ~blocked,
-        )
-        .order_by(D.c.next_attempt_at, D.c.created_at)
-        .limit(bindparam("due_limit"))
-    )
-    if scope == "events":
-        due = due.where(D.c.event_id.in_(bindparam("event_ids", expanding=True)))
-    elif scope == "subscriptions":
-        due = due.where(D.c.subscription_id.in_(bindparam("subscription_ids", expanding=True)))
-    due_sq = due.subquery("due")
-    ranked = select(
-        due_sq.c.id,
-        due_sq.c.next_attempt_at,
-        due_sq.c.room,
-        func.row_number()
-        .over(partition_by=due_sq.c.subscription_id, order_by=(due_sq.c.next_attempt_at, due_sq.c.created_at))
-        .label("rank"),
-    ).subquery("ranked")
-    ids = (
-        select(ranked.c.id)
-        .where(ranked.c.rank <= ranked.c.room)
-        .order_by(ranked.c.next_attempt_at)
-        .limit(bindparam("claim_limit"))
-    )
-    return (
-        update(D)
-        .where(D.c.id.in_(ids), status_is(D.c.status, DeliveryStatus.PENDING))
-        .values(
-            status=DeliveryStatus.IN_FLIGHT.value,
-            lease_expires_at=bindparam("claim_lease"),
-            updated_at=bindparam("claim_now"),
-        )
-        .returning(D.c.id, D.c.event_id, D.c.subscription_id, D.c.format, D.c.attempts, D.c.retry_index)
-    )
-
-
 def claim(
     session: Session,
     now: datetime,
@@ -155,8 +80,33 @@ def claim(
         scope, params["event_ids"] = "events", list(event_ids)
     elif subscription_ids is not None:
         scope, params["subscription_ids"] = "subscriptions", list(subscription_ids)
-    rows = session.execute(_claim_statement(scope), params).all()
+    rows = session.execute(rule.claim_statement(scope), params).all()
     return _jobs(session, rows, now, endpoints, bodies)
+
+
+def insert_fresh(
+    session: Session,
+    now: datetime,
+    policy: DeliveryPolicy,
+    deliveries: Sequence[Sequence[Any]],
+    *,
+    endpoints: Mapping[uuid.UUID, Endpoint] | None = None,
+    bodies: BodyCache | None = None,
+) -> list[Job]:
+    """PostgreSQL: write a fan-out's deliveries ((id, event, subscription, article,
+    sequence, type, format) each), those the rule lets go now already in flight, and
+    return the jobs for those."""
+    columns = list(zip(*deliveries, strict=True))
+    params: dict[str, Any] = {
+        "claim_now": now,
+        "claim_lease": now + timedelta(seconds=policy.lease_seconds),
+        "claim_limit": len(deliveries),
+        "due_limit": len(deliveries),
+        **{f"d_{name}": list(values) for name, values in zip(rule.FRESH_NAMES, columns, strict=True)},
+    }
+    rows = session.execute(rule.fresh_insert_statement(), params).all()
+    moving = [r for r in rows if r.status == DeliveryStatus.IN_FLIGHT.value]
+    return _jobs(session, moving, now, endpoints, bodies)
 
 
 def has_due(session: Session, now: datetime, subscription_ids: Iterable[uuid.UUID]) -> bool:

@@ -4,19 +4,21 @@ Runs in a worker's transaction (the task commits). Payloads are rendered once
 per (event, format) and stored; deliveries are written in bulk, unique per
 (event, subscription), so running a relay twice creates nothing new.
 
-Deliveries are written ``pending`` and then claimed, in the same transaction,
-by ``dispatch.claim``: the one rule for "may this delivery go now?" (no earlier
-event of the article still open for that subscription, room under its
-in-flight cap, subscription enabled). Those claimed are returned as jobs, with
-the bodies just rendered, so a publish reaches partners at once; the rest wait
-for the sweep. Disabled subscriptions still get their deliveries (a pause):
+The one rule for "may this delivery go now?" (``cms.webhooks.rule``: no earlier
+event of the article still open for that subscription, room under its in-flight
+cap, subscription enabled) decides each delivery's first state: on PostgreSQL it
+is applied to the rows as they are inserted, so those that may go are written
+``in_flight`` (one write per delivery); on SQLite they are written ``pending`` and
+claimed by the same rule in the same transaction. Those in flight are returned as
+jobs, with the bodies just rendered, so a publish reaches partners at once; the
+rest wait for the sweep. Disabled subscriptions still get their deliveries (a pause):
 they go out, in order, when it is enabled again. Deleted ones get none.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -137,22 +139,12 @@ def _read_state(session: Session, event_ids: list[uuid.UUID]) -> tuple[tuple[Any
     return None, not _already_fanned_out(session, event_ids)
 
 
-# PostgreSQL: payloads, deliveries and the relayed mark in one statement.
+# PostgreSQL: payloads and the relayed mark in one statement; the deliveries follow
+# in one more (``dispatch.insert_fresh``), written in flight where the rule allows.
 _PG_WRITE = """
 WITH payloads AS (
     INSERT INTO event_payloads (event_id, format, body)
     SELECT * FROM unnest(%(p_event)b::uuid[], %(p_format)b::text[], %(p_body)b::text[])
-    ON CONFLICT DO NOTHING
-), deliveries AS (
-    INSERT INTO deliveries (id, event_id, subscription_id, article_id, sequence, event_type, format,
-                            status, attempts, retry_index, next_attempt_at, lease_expires_at,
-                            created_at, updated_at)
-    SELECT t.id, t.event_id, t.subscription_id, t.article_id, t.sequence, t.event_type, t.format,
-           t.status, 0, 0, %(now)s, t.lease, %(now)s, %(now)s
-    FROM unnest(%(d_id)b::uuid[], %(d_event)b::uuid[], %(d_sub)b::uuid[], %(d_article)b::uuid[],
-                %(d_sequence)b::int[], %(d_type)b::text[], %(d_format)b::text[], %(d_status)b::text[],
-                %(d_lease)b::timestamptz[])
-         AS t(id, event_id, subscription_id, article_id, sequence, event_type, format, status, lease)
     ON CONFLICT DO NOTHING
 )
 UPDATE outbox_events SET relayed_at = %(now)s WHERE id = ANY(%(events)b::uuid[])
@@ -167,8 +159,8 @@ def _write(
     deliveries: list[tuple[Any, ...]],
     fresh: bool,
 ) -> None:
+    """Payloads, the relayed mark and (not on PostgreSQL) the deliveries, pending."""
     if bulk.is_postgres(session):
-        columns = list(zip(*deliveries, strict=True)) if deliveries else [()] * 9
         p_columns = list(zip(*payloads, strict=True)) if payloads else [()] * 3
         params = {
             "now": now,
@@ -176,15 +168,6 @@ def _write(
             "p_event": list(p_columns[0]),
             "p_format": list(p_columns[1]),
             "p_body": list(p_columns[2]),
-            **{
-                name: list(values)
-                for name, values in zip(
-                    ("d_id", "d_event", "d_sub", "d_article", "d_sequence", "d_type", "d_format", "d_status"),
-                    columns[:8],
-                    strict=True,
-                )
-            },
-            "d_lease": list(columns[8]),
         }
         bulk.driver_cursor(session).execute(_PG_WRITE, params)
         return
@@ -194,7 +177,7 @@ def _write(
         [{"event_id": e, "format": f, "body": b} for e, f, b in payloads],
     )
     rows = [
-        dict(zip(DELIVERY_COLUMNS, (*row[:8], 0, 0, now, row[8], now, now), strict=True))
+        dict(zip(DELIVERY_COLUMNS, (*row, PENDING, 0, 0, now, None, now, now), strict=True))
         for row in deliveries
     ]
     if fresh:
@@ -222,6 +205,28 @@ def relay(
     live = cache.get(session, stamp)
     done = Relayed(event_ids=event_ids)
     bodies = bodies if bodies is not None else BodyCache()
+    payloads, deliveries = _plan(rows, live, done, bodies)
+    # Re-relaying after a crash, the deliveries may exist already: conflicts are ignored.
+    _write(session, now, event_ids, payloads, deliveries, fresh)
+    done.deliveries = len(deliveries)
+    if not deliveries:
+        return done
+    if bulk.is_postgres(session):
+        done.jobs = dispatch.insert_fresh(session, now, policy, deliveries, endpoints=live, bodies=bodies)
+    else:
+        done.jobs = dispatch.claim(
+            session, now, policy, limit=len(deliveries), event_ids=event_ids, endpoints=live, bodies=bodies
+        )
+    # Those not sent now (blocked, no room, paused; or, after a crash, written before)
+    # are looked at again once this commits.
+    done.waiting = done.deliveries - len(done.jobs)
+    return done
+
+
+def _plan(
+    rows: Sequence[Any], live: Mapping[uuid.UUID, Endpoint], done: Relayed, bodies: BodyCache
+) -> tuple[list[tuple[uuid.UUID, str, str]], list[tuple[Any, ...]]]:
+    """Each event's payloads (rendered once per format, and cached) and deliveries."""
     payloads: list[tuple[uuid.UUID, str, str]] = []
     deliveries: list[tuple[Any, ...]] = []
     for f in (facts_of(r) for r in rows):
@@ -232,15 +237,6 @@ def relay(
             payloads.append((f.id, fmt, body.decode()))
             bodies.put((f.id, fmt), body)
         deliveries.extend(
-            (uuid.uuid4(), f.id, t.id, f.article_id, f.sequence, f.type, t.format, PENDING, None)
-            for t in targets
+            (uuid.uuid4(), f.id, t.id, f.article_id, f.sequence, f.type, t.format) for t in targets
         )
-    # Re-relaying after a crash, the deliveries may exist already: conflicts are ignored.
-    _write(session, now, event_ids, payloads, deliveries, fresh)
-    done.deliveries = len(deliveries)
-    if deliveries:
-        done.jobs = dispatch.claim(
-            session, now, policy, limit=len(deliveries), event_ids=event_ids, endpoints=live, bodies=bodies
-        )
-    done.waiting = done.deliveries - len(done.jobs)
-    return done
+    return payloads, deliveries

@@ -1,0 +1,203 @@
+"""The one rule for "may this delivery go now?", as SQL over a set of candidates.
+
+``sendable(candidates)`` selects the ids among ``candidates`` (rows with ``id``,
+``subscription_id``, ``article_id``, ``sequence``, ``next_attempt_at`` and
+``created_at``) that may be sent now (see ``cms.webhooks.dispatch`` for the
+guarantees). It is applied to two kinds of candidates, built here once each:
+
+* ``claim_statement``: due ``pending`` rows already in the table (the sweep, the
+  recorder's follow-up, and SQLite's fan-out), marked ``in_flight`` by an UPDATE;
+* ``fresh_insert_statement`` (PostgreSQL): the rows a fan-out is about to insert,
+  which are written already ``in_flight`` or ``pending`` by the rule, in one
+  INSERT: one write per delivery instead of an insert and then a claim.
+
+Statements are built once (with bind parameters): building one costs more than
+running it for a small fan-out. Statuses are SQL literals (``status_is``), which
+the partial indexes need.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import (
+    Insert,
+    Integer,
+    String,
+    Update,
+    Uuid,
+    bindparam,
+    case,
+    column,
+    exists,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.selectable import FromClause, Select
+
+from cms.webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Subscription, status_is
+
+D = Delivery.__table__
+S = Subscription.__table__
+RETURNED = ("id", "event_id", "subscription_id", "format", "attempts", "retry_index")
+CANDIDATE_COLUMNS = ("id", "subscription_id", "article_id", "sequence", "next_attempt_at", "created_at")
+
+
+def _now() -> Any:
+    return bindparam("claim_now", type_=D.c.updated_at.type)
+
+
+def _lease() -> Any:
+    return bindparam("claim_lease", type_=D.c.lease_expires_at.type)
+
+
+def sendable(candidates: FromClause, *, batch: FromClause | None = None) -> Select[Any]:
+    """Ids of ``candidates`` that may go now, at most ``claim_limit``.
+
+    Ordering: no earlier delivery (lower sequence) of the same article to the same
+    subscription is open in the table, nor among ``batch`` (rows being written
+    with the candidates, not yet in the table). Room: subscriptions that are full,
+    paused or deleted drop out before any candidate is ranked, so a backlog behind
+    a hanging endpoint costs nothing; within a subscription the oldest due
+    candidates take the free slots.
+    """
+    c = candidates
+    earlier = D.alias("earlier")
+    flying = D.alias("flying")
+    # A count per subscription, probing the small in-flight index; not a join to
+    # the counts grouped over every in-flight row, which the planner, blind to rows
+    # this transaction just wrote, ran once per candidate delivery.
+    in_flight = (
+        select(func.count())
+        .where(flying.c.subscription_id == S.c.id, status_is(flying.c.status, DeliveryStatus.IN_FLIGHT))
+        .scalar_subquery()
+    )
+    room = (
+        select(S.c.id, (S.c.max_in_flight - in_flight).label("room"))
+        .where(S.c.enabled.is_(True), S.c.deleted_at.is_(None))
+        .cte("room")
+    )
+    conditions = [
+        room.c.room > 0,
+        ~exists().where(
+            earlier.c.subscription_id == c.c.subscription_id,
+            earlier.c.article_id == c.c.article_id,
+            earlier.c.sequence < c.c.sequence,
+            status_is(earlier.c.status, *OPEN_STATUSES),
+        ),
+    ]
+    if batch is not None:
+        conditions.append(
+            ~exists().where(
+                batch.c.subscription_id == c.c.subscription_id,
+                batch.c.article_id == c.c.article_id,
+                batch.c.sequence < c.c.sequence,
+            )
+        )
+    due = (
+        select(c.c.id, c.c.subscription_id, c.c.next_attempt_at, c.c.created_at, room.c.room)
+        .join(room, room.c.id == c.c.subscription_id)
+        .where(*conditions)
+        .order_by(c.c.next_attempt_at, c.c.created_at)
+        .limit(bindparam("due_limit"))
+        .subquery("due")
+    )
+    ranked = select(
+        due.c.id,
+        due.c.next_attempt_at,
+        due.c.room,
+        func.row_number()
+        .over(partition_by=due.c.subscription_id, order_by=(due.c.next_attempt_at, due.c.created_at))
+        .label("rank"),
+    ).subquery("ranked")
+    return (
+        select(ranked.c.id)
+        .where(ranked.c.rank <= ranked.c.room)
+        .order_by(ranked.c.next_attempt_at)
+        .limit(bindparam("claim_limit"))
+    )
+
+
+@functools.cache
+def claim_statement(scope: str | None) -> Update:
+    """Mark the sendable due ``pending`` rows ``in_flight``; ``scope`` None, "events"
+    (``event_ids``) or "subscriptions" (``subscription_ids``). Parameters:
+    ``claim_now``, ``claim_lease``, ``claim_limit``, ``due_limit``."""
+    due = select(*(D.c[name] for name in CANDIDATE_COLUMNS)).where(
+        status_is(D.c.status, DeliveryStatus.PENDING), D.c.next_attempt_at <= _now()
+    )
+    if scope == "events":
+        due = due.where(D.c.event_id.in_(bindparam("event_ids", expanding=True)))
+    elif scope == "subscriptions":
+        due = due.where(D.c.subscription_id.in_(bindparam("subscription_ids", expanding=True)))
+    return (
+        update(D)
+        .where(
+            D.c.id.in_(sendable(due.subquery("candidates"))),
+            status_is(D.c.status, DeliveryStatus.PENDING),
+        )
+        .values(
+            status=DeliveryStatus.IN_FLIGHT.value,
+            lease_expires_at=_lease(),
+            updated_at=_now(),
+        )
+        .returning(*(D.c[name] for name in RETURNED))
+    )
+
+
+_FRESH_COLUMNS = (
+    ("id", Uuid),
+    ("event_id", Uuid),
+    ("subscription_id", Uuid),
+    ("article_id", Uuid),
+    ("sequence", Integer),
+    ("event_type", String),
+    ("format", String),
+)
+
+
+FRESH_NAMES = tuple(name for name, _kind in _FRESH_COLUMNS)
+
+
+@functools.cache
+def fresh_insert_statement() -> Insert:
+    """PostgreSQL: insert a fan-out's deliveries (arrays ``d_<column>``), each
+    ``in_flight`` (leased) if the rule lets it go now, else ``pending``; conflicts
+    (a relay run again after a crash) are skipped. Returns the rows written, with
+    their status. Parameters as ``claim_statement`` (``claim_limit``: the rows)."""
+    arrays = [bindparam(f"d_{name}", type_=ARRAY(kind)) for name, kind in _FRESH_COLUMNS]
+    fresh = (
+        func.unnest(*arrays)
+        .table_valued(*(column(name, kind) for name, kind in _FRESH_COLUMNS))
+        .render_derived(name="fresh", with_types=False)
+    )
+    rows = select(
+        *fresh.c,
+        _now().label("next_attempt_at"),
+        _now().label("created_at"),
+    ).cte("rows")
+    go = sendable(rows, batch=rows.alias("batch")).subquery("go")
+    moving = go.c.id.is_not(None)
+    body = select(
+        *(rows.c[name] for name, _kind in _FRESH_COLUMNS),
+        case((moving, literal_column("'in_flight'")), else_=literal_column("'pending'")),
+        literal_column("0"),
+        literal_column("0"),
+        rows.c.next_attempt_at,
+        case((moving, _lease()), else_=None),
+        rows.c.created_at,
+        rows.c.created_at,
+    ).select_from(rows.outerjoin(go, go.c.id == rows.c.id))
+    names = [*FRESH_NAMES, "status", "attempts", "retry_index", "next_attempt_at", "lease_expires_at"]
+    names += ["created_at", "updated_at"]
+    return (
+        pg_insert(D)
+        .from_select(names, body)
+        .on_conflict_do_nothing()
+        .returning(*(D.c[name] for name in RETURNED), D.c.status)
+    )
