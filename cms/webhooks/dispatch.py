@@ -80,7 +80,7 @@ def claim(
         scope, params["event_ids"] = "events", list(event_ids)
     elif subscription_ids is not None:
         scope, params["subscription_ids"] = "subscriptions", list(subscription_ids)
-    rows = session.execute(rule.claim_statement(scope), params).all()
+    rows = session.execute(rule.claim_statement(scope, session.get_bind().dialect.name), params).all()
     return _jobs(session, rows, now, endpoints, bodies)
 
 

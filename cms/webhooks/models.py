@@ -173,7 +173,6 @@ class DeliveryCount(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
-
 class PayloadFormat(enum.StrEnum):
     JSON = "json"
     NINJS = "ninjs"

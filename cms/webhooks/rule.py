@@ -27,13 +27,16 @@ from sqlalchemy import (
     String,
     Update,
     Uuid,
+    and_,
     bindparam,
     case,
     column,
     exists,
     func,
     literal_column,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -56,34 +59,40 @@ def _lease() -> Any:
     return bindparam("claim_lease", type_=D.c.lease_expires_at.type)
 
 
-def sendable(candidates: FromClause, *, batch: FromClause | None = None) -> Select[Any]:
+def sendable(candidates: FromClause, *, batch: bool = False, lateral: bool = True) -> Select[Any]:
     """Ids of ``candidates`` that may go now, at most ``claim_limit``.
 
     Ordering: no earlier delivery (lower sequence) of the same article to the same
-    subscription is open in the table, nor among ``batch`` (rows being written
-    with the candidates, not yet in the table). Room: subscriptions that are full,
-    paused or deleted drop out before any candidate is ranked, so a backlog behind
-    a hanging endpoint costs nothing; within a subscription the oldest due
-    candidates take the free slots.
+    subscription is open in the table; with ``batch``, the candidates are rows
+    being written together (not in the table yet) and carry ``first_sequence``,
+    the lowest sequence among them for their subscription and article, so only
+    that one may go. Room: a subscription's room is its cap less what it has in
+    flight; paused, deleted or full subscriptions drop out before the oldest due
+    candidates are kept (``due_limit``), so a backlog behind a hanging endpoint
+    costs nothing. Within a subscription the oldest take the free slots.
+    ``lateral=False`` for SQLite, which has no LATERAL (and probes by key anyway).
     """
     c = candidates
     earlier = D.alias("earlier")
     flying = D.alias("flying")
-    # A count per subscription, probing the small in-flight index; not a join to
-    # the counts grouped over every in-flight row, which the planner, blind to rows
-    # this transaction just wrote, ran once per candidate delivery.
+    # Each candidate's subscription by its key, with its room: the cap less a count on
+    # the small in-flight index. LATERAL with LIMIT 1 keeps this join order: as a
+    # plain join the planner, unable to estimate the room filter, took the enabled
+    # subscriptions for one row and scanned every candidate for each of them.
     in_flight = (
         select(func.count())
         .where(flying.c.subscription_id == S.c.id, status_is(flying.c.status, DeliveryStatus.IN_FLIGHT))
         .scalar_subquery()
     )
-    room = (
-        select(S.c.id, (S.c.max_in_flight - in_flight).label("room"))
-        .where(S.c.enabled.is_(True), S.c.deleted_at.is_(None))
-        .cte("room")
-    )
+    room = (S.c.max_in_flight - in_flight).label("room")
+    live = (S.c.id == c.c.subscription_id, S.c.enabled.is_(True), S.c.deleted_at.is_(None))
+    if lateral:
+        sub = select(room).where(*live).limit(1).lateral("sub")
+        joined, room_of = c.join(sub, true()), sub.c.room
+    else:
+        joined, room_of = c.join(S, and_(*live)), room
     conditions = [
-        room.c.room > 0,
+        room_of > 0,
         ~exists().where(
             earlier.c.subscription_id == c.c.subscription_id,
             earlier.c.article_id == c.c.article_id,
@@ -91,17 +100,11 @@ def sendable(candidates: FromClause, *, batch: FromClause | None = None) -> Sele
             status_is(earlier.c.status, *OPEN_STATUSES),
         ),
     ]
-    if batch is not None:
-        conditions.append(
-            ~exists().where(
-                batch.c.subscription_id == c.c.subscription_id,
-                batch.c.article_id == c.c.article_id,
-                batch.c.sequence < c.c.sequence,
-            )
-        )
+    if batch:  # a window over the batch, not a join of it with itself (no statistics)
+        conditions.append(or_(c.c.first_sequence.is_(None), c.c.sequence <= c.c.first_sequence))
     due = (
-        select(c.c.id, c.c.subscription_id, c.c.next_attempt_at, c.c.created_at, room.c.room)
-        .join(room, room.c.id == c.c.subscription_id)
+        select(c.c.id, c.c.subscription_id, c.c.next_attempt_at, c.c.created_at, room_of.label("room"))
+        .select_from(joined)
         .where(*conditions)
         .order_by(c.c.next_attempt_at, c.c.created_at)
         .limit(bindparam("due_limit"))
@@ -124,7 +127,7 @@ def sendable(candidates: FromClause, *, batch: FromClause | None = None) -> Sele
 
 
 @functools.cache
-def claim_statement(scope: str | None) -> Update:
+def claim_statement(scope: str | None, dialect: str) -> Update:
     """Mark the sendable due ``pending`` rows ``in_flight``; ``scope`` None, "events"
     (``event_ids``) or "subscriptions" (``subscription_ids``). Parameters:
     ``claim_now``, ``claim_lease``, ``claim_limit``, ``due_limit``."""
@@ -138,7 +141,7 @@ def claim_statement(scope: str | None) -> Update:
     return (
         update(D)
         .where(
-            D.c.id.in_(sendable(due.subquery("candidates"))),
+            D.c.id.in_(sendable(due.subquery("candidates"), lateral=dialect == "postgresql")),
             status_is(D.c.status, DeliveryStatus.PENDING),
         )
         .values(
@@ -180,8 +183,11 @@ def fresh_insert_statement() -> Insert:
         *fresh.c,
         _now().label("next_attempt_at"),
         _now().label("created_at"),
+        func.min(fresh.c.sequence)
+        .over(partition_by=(fresh.c.subscription_id, fresh.c.article_id))
+        .label("first_sequence"),
     ).cte("rows")
-    go = sendable(rows, batch=rows.alias("batch")).subquery("go")
+    go = sendable(rows, batch=True).subquery("go")
     moving = go.c.id.is_not(None)
     body = select(
         *(rows.c[name] for name, _kind in _FRESH_COLUMNS),
