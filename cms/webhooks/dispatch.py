@@ -164,11 +164,19 @@ def _jobs(
     endpoints = _endpoints_for(session, rows, endpoints)
     cache = bodies if bodies is not None else BodyCache()
     # A fan-out is many rows of few payloads: look each payload up once.
-    payloads = {(r.event_id, r.format): cache.get((r.event_id, r.format)) for r in rows}
+    payloads = {key: cache.get(key) for key in {(r.event_id, r.format) for r in rows}}
     for key, body in _read_missing_bodies(session, payloads).items():
         payloads[key] = body
         cache.put(key, body)
-    return [_job(r, endpoints[r.subscription_id], payloads[(r.event_id, r.format)], now) for r in rows]
+    keys: dict[uuid.UUID, tuple[bytes, ...]] = {}  # per subscription, not per row
+    jobs = []
+    for r in rows:
+        endpoint = endpoints[r.subscription_id]
+        signing = keys.get(endpoint.id)
+        if signing is None:
+            signing = keys[endpoint.id] = endpoint.keys_at(now)
+        jobs.append(_job(r, endpoint, payloads[(r.event_id, r.format)], signing))
+    return jobs
 
 
 def _endpoints_for(
@@ -200,14 +208,14 @@ def _read_missing_bodies(
     return found
 
 
-def _job(row: Any, endpoint: Endpoint, body: bytes, now: datetime) -> Job:
+def _job(row: Any, endpoint: Endpoint, body: bytes, keys: tuple[bytes, ...]) -> Job:
     return Job(
         delivery_id=row.id,
         event_id=row.event_id,
         subscription_id=row.subscription_id,
         url=endpoint.url,
         body=body,
-        keys=endpoint.keys_at(now),
+        keys=keys,
         headers=endpoint.headers,
         attempt=row.attempts + 1,
         max_in_flight=endpoint.max_in_flight,
