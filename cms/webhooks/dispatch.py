@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
@@ -104,7 +105,11 @@ def insert_fresh(
         "due_limit": len(deliveries),
         **{f"d_{name}": list(values) for name, values in zip(rule.FRESH_NAMES, columns, strict=True)},
     }
-    rows = session.execute(rule.fresh_insert_statement(), params).all()
+    # Through the driver, with the statement compiled once: SQLAlchemy would convert
+    # every element of the arrays in Python (7 per delivery) before psycopg sends them.
+    cursor = bulk.driver_connection(session).cursor(row_factory=namedtuple_row)
+    sql, fixed = rule.fresh_insert_sql(session.get_bind().dialect)
+    rows = cursor.execute(sql, {**fixed, **params}).fetchall()
     moving = [r for r in rows if r.status == DeliveryStatus.IN_FLIGHT.value]
     return _jobs(session, moving, now, endpoints, bodies)
 

@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.selectable import FromClause, Select
 
 from cms.webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Subscription, status_is
@@ -207,3 +208,17 @@ def fresh_insert_statement() -> Insert:
         .on_conflict_do_nothing()
         .returning(*(D.c[name] for name in RETURNED), D.c.status)
     )
+
+
+_compiled: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def fresh_insert_sql(dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """``fresh_insert_statement`` as the driver's SQL (``%(name)s`` parameters), and
+    the values of the parameters the construct holds itself (its literals)."""
+    found = _compiled.get(dialect.name)
+    if found is None:
+        compiled = fresh_insert_statement().compile(dialect=dialect)
+        fixed = {k: v for k, v in compiled.params.items() if not k.startswith(("claim_", "due_", "d_"))}
+        found = _compiled[dialect.name] = (str(compiled), fixed)
+    return found
