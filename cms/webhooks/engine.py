@@ -200,6 +200,7 @@ class Runtime:
                 if not relayed.event_ids:
                     break
                 total += len(relayed.event_ids)
+                self.dispatch(relayed.jobs, wait=False)  # first: partners before our log lines
                 for event_id, event_type, count in relayed.summary:
                     metrics.get().events_relayed.labels(event_type).inc()
                     with logs.bound(event_id=str(event_id)):
@@ -209,7 +210,6 @@ class Runtime:
                             count,
                             extra={"event_type": event_type, "deliveries": count},
                         )
-                self.dispatch(relayed.jobs, wait=False)
                 if relayed.waiting:
                     # Some had to wait (an earlier event still open, the in-flight
                     # cap, a paused subscription). Look again now that they are
