@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from cms.webhooks.transport.sender import Job, Lanes, Result, Sender
 
 MAX_OUTSTANDING = 20_000  # jobs queued in one process's loop before submitters wait
+FIRST_ON_THE_WIRE = 4  # requests of a batch sent one by one before the rest start together
 
 
 class SendingLoop:
@@ -61,7 +62,15 @@ class SendingLoop:
         return result
 
     async def _send_batch(self, jobs: Sequence[Job]) -> list[Result]:
-        return list(await asyncio.gather(*(self._send_one(job) for job in jobs)))
+        tasks = []
+        for n, job in enumerate(jobs):
+            tasks.append(asyncio.ensure_future(self._send_one(job)))
+            if n < FIRST_ON_THE_WIRE:
+                # Let this request reach the wire before the next is prepared: aiohttp
+                # writes a body in a task of its own, which would otherwise run only
+                # once every request of the batch had been prepared (1.5 ms for ten).
+                await asyncio.sleep(0)
+        return list(await asyncio.gather(*tasks))
 
     def submit(self, jobs: Sequence[Job]) -> concurrent.futures.Future[list[Result]]:
         """Start sending ``jobs`` on the loop; outcomes are recorded whatever the caller does."""
