@@ -124,18 +124,12 @@ def _already_fanned_out(session: Session, event_ids: Sequence[uuid.UUID]) -> boo
     return session.execute(select(D.c.id).where(D.c.event_id.in_(event_ids)).limit(1)).first() is not None
 
 
-_PG_READS = (STAMP_SQL, "SELECT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ANY(%(events)s))")
-
-
 def _read_state(session: Session, event_ids: list[uuid.UUID]) -> tuple[tuple[Any, ...] | None, bool]:
-    """(subscriptions' change stamp, whether no delivery of these events exists yet)."""
+    """(subscriptions' change stamp, whether no delivery of these events exists yet).
+    PostgreSQL writes deliveries with ON CONFLICT whatever the answer: not asked there."""
     if bulk.is_postgres(session):
-        # Both reads in one round trip (psycopg pipeline mode).
-        connection = bulk.driver_connection(session)
-        with connection.pipeline():
-            cursors = [connection.execute(q, {"events": event_ids}, prepare=True) for q in _PG_READS]
-        stamp, (fanned,) = cursors[0].fetchone(), cursors[1].fetchone()
-        return tuple(stamp), not fanned
+        stamp = bulk.driver_connection(session).execute(STAMP_SQL, prepare=True).fetchone()
+        return tuple(stamp), True
     return None, not _already_fanned_out(session, event_ids)
 
 
@@ -206,14 +200,20 @@ def relay(
     done = Relayed(event_ids=event_ids)
     bodies = bodies if bodies is not None else BodyCache()
     payloads, deliveries = _plan(rows, live, done, bodies)
-    # Re-relaying after a crash, the deliveries may exist already: conflicts are ignored.
-    _write(session, now, event_ids, payloads, deliveries, fresh)
     done.deliveries = len(deliveries)
-    if not deliveries:
-        return done
+    # Re-relaying after a crash, the deliveries may exist already: conflicts are ignored.
     if bulk.is_postgres(session):
-        done.jobs = dispatch.insert_fresh(session, now, policy, deliveries, endpoints=live, bodies=bodies)
+        # Payloads, the relayed mark and the deliveries: one round trip (pipeline).
+        with bulk.driver_connection(session).pipeline():
+            _write(session, now, event_ids, payloads, [], fresh)
+            if deliveries:
+                done.jobs = dispatch.insert_fresh(
+                    session, now, policy, deliveries, endpoints=live, bodies=bodies
+                )
     else:
+        _write(session, now, event_ids, payloads, deliveries, fresh)
+        if not deliveries:
+            return done
         done.jobs = dispatch.claim(
             session, now, policy, limit=len(deliveries), event_ids=event_ids, endpoints=live, bodies=bodies
         )
