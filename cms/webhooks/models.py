@@ -176,6 +176,7 @@ class DeliveryCount(Base):
 class PayloadFormat(enum.StrEnum):
     JSON = "json"
     NINJS = "ninjs"
+    NINJS3 = "ninjs3"
 
 
 class Subscription(Base):

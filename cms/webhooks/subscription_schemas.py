@@ -13,13 +13,14 @@ from cms.platform.http.fields import (
     UTCDateTime,
     WholeNumber,
 )
+from cms.webhooks import formats
 from cms.webhooks.subscriptions import (
     EVENT_TYPE_PATTERNS,
     HEADER_NAME_PATTERN,
     HEADER_VALUE_PATTERN,
 )
 
-FORMATS = ("json", "ninjs")
+FORMATS = tuple(formats.FORMATS)
 
 
 def _names(max_items: int, max_len: int, description: str) -> fields.List:
@@ -50,7 +51,10 @@ class SubscriptionFieldsSchema(StrictSchema):
     languages = _names(50, 35, "Only articles in these languages; `en` also selects `en-GB` (empty: all).")
     format = fields.String(
         validate=validate.OneOf(FORMATS),
-        metadata={"description": "`json` (our article JSON) or `ninjs` (IPTC ninjs 2.1). Default `json`."},
+        metadata={
+            "description": "`json` (our article JSON), `ninjs` (IPTC ninjs 2.1) or `ninjs3` "
+            "(IPTC ninjs 3.1). Default `json`."
+        },
     )
     headers = fields.Dict(
         keys=Str(

@@ -3,7 +3,8 @@
 Every body is ``{"type", "timestamp", "data"}``. Bodies are rendered once per
 (event, format) and stored, so every subscriber and every retry gets the same
 bytes; only the signature is computed per send. A format is a module with a
-``data(facts)`` function, registered in ``FORMATS``.
+``data(facts)`` function, registered in ``FORMATS`` (which is also the list a
+subscription chooses from).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cms.webhooks.formats import json_format, ninjs
+from cms.webhooks.formats import json_format, ninjs, ninjs3
 from cms.webhooks.formats.facts import EventFacts, timestamp
 
 FORMATS: dict[str, Callable[[EventFacts], dict[str, Any]]] = {
     "json": json_format.data,
     "ninjs": ninjs.data,
+    "ninjs3": ninjs3.data,
 }
 
 __all__ = ["FORMATS", "EventFacts", "render"]

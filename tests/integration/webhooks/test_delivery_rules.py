@@ -5,10 +5,12 @@ caps, leases, automatic disabling, and idempotent fan-out."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import jsonschema
 import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy import event as sa_event
@@ -22,6 +24,7 @@ from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.schedule import DEFAULT_SCHEDULE, RetryPolicy
 from cms.webhooks.transport.sender import Job, Result
 from tests.helpers import create, patch, post
+from tests.schemas import load_schema
 
 PUBLIC_URL = "https://93.184.215.14/hooks/{}"
 POLICY = DeliveryPolicy(retry=RetryPolicy(), lease_seconds=60, rng=random.Random(7))
@@ -262,6 +265,21 @@ def test_fan_out_is_idempotent_and_renders_once_per_format(client, db_session, a
     assert db_session.scalar(select(func.count()).select_from(Delivery)) == 5
     assert relay(db_session, clock).event_ids == []
     assert event_id
+
+
+def test_a_subscription_in_ninjs3_gets_ninjs_3_1(client, db_session, admin, clock):
+    """Created through the API in format ninjs3, sent the seed story as an IPTC ninjs
+    3.1 item that validates against the schema, beside a ninjs 2.1 subscriber."""
+    schema = load_schema("ninjs-schema_3.1.json")
+    sub = subscribe(client, admin, format="ninjs3")
+    assert sub["format"] == "ninjs3"
+    subscribe(client, admin, format="ninjs")
+    published(client, admin)
+    jobs = {str(j.subscription_id): j for j in ready(db_session, clock)}
+    item = json.loads(jobs[sub["id"]].body)["data"]
+    jsonschema.validate(item, schema)
+    assert item["pubStatus"] == "usable" and item["headlines"][0]["value"]
+    assert db_session.scalar(select(func.count()).select_from(EventPayload)) == 2  # one per format
 
 
 def test_filters_and_system_events(client, db_session, admin, clock):

@@ -103,6 +103,32 @@ def test_ninjs_payloads_validate_against_ninjs_2_1(type_, data, status):
         assert {"role": "correction", "value": "Fixed a quote."} in item["descriptions"]
 
 
+@pytest.mark.parametrize(
+    ("type_", "data", "status"),
+    [
+        ("article.published", {}, "usable"),
+        ("article.corrected", {"correction_note": "Fixed a quote.", "previous_version": 1}, "usable"),
+        ("article.unpublished", {"slug": "a-slug", "reason": None}, "withheld"),
+        ("article.killed", {"slug": "a-slug", "reason": "Legal"}, "canceled"),
+    ],
+)
+def test_ninjs3_payloads_validate_against_ninjs_3_1(type_, data, status):
+    """The same item in ninjs 3.1's camelCase; the schema allows no 2.1 names."""
+    facts = _facts(type_, **data)
+    item = json.loads(formats.render(facts, "ninjs3"))["data"]
+    jsonschema.validate(item, load_schema("ninjs-schema_3.1.json"))
+    assert item["pubStatus"] == status and item["version"] == "2"
+    ids = {a["role"]: a["value"] for a in item["altIds"]}
+    assert ids == {"cms-id": str(facts.article_id), "event-id": str(facts.id), "event-sequence": "3"}
+    if status == "usable":
+        assert item["bodies"][0]["contentType"] == "text/html" and item["bodies"][0]["wordCount"] > 200
+        assert item["associations"][0]["copyrightHolder"]  # renamed at every depth
+    else:
+        assert item["representationType"] == "partial"
+    if type_ == "article.killed":
+        assert item["edNote"] == "Legal"
+
+
 def test_json_payload_carries_the_article_as_published():
     facts = _facts("article.corrected", correction_note="Fixed.", previous_version=1)
     body = json.loads(formats.render(facts, "json"))

@@ -12,7 +12,7 @@ from cms.content import representation
 from cms.content.reads import ArticleView
 from cms.content.schemas import ArticleCreateSchema, ArticleSchema, ArticleSummarySchema, ArticleUpdateSchema
 from cms.webhooks import formats
-from cms.webhooks.formats import ninjs
+from cms.webhooks.formats import ninjs, ninjs3
 from cms.webhooks.formats.facts import EventFacts
 
 NAMES = [f.name for f in representation.FIELDS]
@@ -103,3 +103,6 @@ def test_ninjs_maps_every_partner_field():
     article = {**item.content_dict(), **item.head()}
     news = json.loads(formats.render(facts(article), "ninjs"))["data"]
     assert set(ninjs.FIELD_MAP.values()) <= set(news)  # every mapped field present when set
+    news3 = json.loads(formats.render(facts(article), "ninjs3"))["data"]
+    assert set(ninjs3.FIELD_MAP) == set(representation.PARTNER_CONTENT)
+    assert set(ninjs3.FIELD_MAP.values()) <= set(news3)
