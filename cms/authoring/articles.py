@@ -39,6 +39,7 @@ FIELD_DEFAULTS: dict[str, Any] = {
     "lead_image": None,
     "credits": [],
     "editor_note": None,
+    "internal_note": None,
 }
 LEAD_IMAGE_FIELDS = ("url", "caption", "credit", "alt_text")
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Text, bindparam, cast, literal_column, select, true
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
+from cms.content import representation
 from cms.content.models import Article, ArticleTag, ArticleVersion, filter_key
 from cms.platform import pagination
 from cms.platform.errors import NotFound
@@ -54,7 +55,10 @@ class ArticleView:
     content: dict[str, Any] | str
 
     def content_dict(self) -> dict[str, Any]:
-        return json.loads(self.content) if isinstance(self.content, str) else self.content
+        """The snapshot, with null for a nullable field it predates (as the fast
+        renderer shows it)."""
+        content = json.loads(self.content) if isinstance(self.content, str) else self.content
+        return {**_ABSENT, **content}
 
     @property
     def etag(self) -> str:
@@ -69,6 +73,7 @@ class ArticleView:
 
 
 _HEAD_NAMES = tuple(name for name in ArticleView.__slots__ if name != "content")
+_ABSENT: dict[str, Any] = {f.name: None for f in representation.CONTENT if f.nullable}
 
 
 def view_of(article: Article, version: ArticleVersion) -> ArticleView:

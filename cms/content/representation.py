@@ -43,6 +43,12 @@ CONTENT: tuple[Field, ...] = (
     Field("lead_image", "image"),
     Field("credits", "tags", nullable=False, description="Agencies or sources, e.g. BTA, Reuters, AFP."),
     Field("editor_note", "text", description="For the receiving editor (ninjs `ednote`)."),
+    Field(
+        "internal_note",
+        "text",
+        partners=False,
+        description="For the newsroom only: never sent or served to partners.",
+    ),
 )
 
 # The article's head: its identity and life cycle, around the snapshot.

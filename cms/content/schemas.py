@@ -77,6 +77,7 @@ class ArticleFieldsSchema(StrictSchema):
         metadata={"description": "Agencies or sources, e.g. BTA, Reuters, AFP."},
     )
     editor_note = _text(5000)
+    internal_note = _text(5000)
     message = Str(
         validate=validate.Length(max=500),
         load_only=True,

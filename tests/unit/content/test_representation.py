@@ -30,6 +30,7 @@ CONTENT = {
     "lead_image": {"url": "https://img.example.org/a.jpg", "caption": "c", "credit": "AFP", "alt_text": "a"},
     "credits": ["BTA", "Reuters", "AFP"],
     "editor_note": "Embargoed photo.",
+    "internal_note": "Source is the ministry; do not name.",
 }
 
 
@@ -95,6 +96,16 @@ def test_the_json_payload_shows_partners_the_representation():
     partner = [f.name for f in representation.FIELDS if f.partners or f not in representation.CONTENT]
     assert list(data["article"]) == partner
     assert data["article"] == {k: v for k, v in json.loads(render(item)).items() if k in partner}
+
+
+def test_a_newsroom_only_field_is_never_in_a_partner_payload():
+    """``internal_note`` is the newsroom's: editors see it, no webhook format carries it."""
+    item = view()
+    assert json.loads(render(item))["internal_note"] == CONTENT["internal_note"]
+    article = {**item.content_dict(), **item.head()}
+    for fmt in formats.FORMATS:
+        body = formats.render(facts(article), fmt).decode()
+        assert "internal_note" not in body and CONTENT["internal_note"] not in body, fmt
 
 
 def test_ninjs_maps_every_partner_field():
