@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from cms.content import slugs, versions
+from cms.content import representation, slugs, versions
 from cms.content.html import sanitize_body
 from cms.content.models import Article, ArticleState, ArticleTag, ArticleVersion, filter_key
 from cms.content.reads import ArticleView, article_etag, view_of
@@ -24,24 +24,6 @@ from cms.platform.actors import Actor, Role
 from cms.platform.clock import utcnow
 from cms.platform.errors import Conflict, InvalidTransition, NotFound, VersionConflict
 from cms.platform.uow import command
-
-# The editable fields, with the value a new article gets when one is omitted.
-FIELD_DEFAULTS: dict[str, Any] = {
-    "headline": None,
-    "standfirst": None,
-    "body": "",
-    "byline": None,
-    "dateline": None,
-    "section": None,
-    "tags": [],
-    "language": "en",
-    "slug": None,
-    "lead_image": None,
-    "credits": [],
-    "editor_note": None,
-    "internal_note": None,
-}
-LEAD_IMAGE_FIELDS = ("url", "caption", "credit", "alt_text")
 
 
 def get(session: Session, article_id: uuid.UUID) -> Article:
@@ -87,7 +69,7 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     data["tags"] = list(dict.fromkeys(t.strip() for t in data.get("tags") or [] if t.strip()))
     data["credits"] = list(dict.fromkeys(c.strip() for c in data.get("credits") or [] if c.strip()))
     if data.get("lead_image") is not None:
-        data["lead_image"] = {k: data["lead_image"].get(k) for k in LEAD_IMAGE_FIELDS}
+        data["lead_image"] = {k: data["lead_image"].get(k) for k in representation.LEAD_IMAGE}
     return data
 
 
@@ -124,7 +106,7 @@ def create(
     so the next free slug is simply tried.
     """
     now = utcnow()
-    data = _normalise({**FIELD_DEFAULTS, **fields})
+    data = _normalise({**representation.content_defaults(), **fields})
     explicit_slug = data.get("slug")
     base = explicit_slug or slugs.from_headline(data["headline"])
     article_id = uuid.uuid4()

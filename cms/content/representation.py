@@ -27,18 +27,32 @@ class Field:
     partners: bool = True  # False: newsroom only, never sent or served to partners
     description: str = ""
     is_summary: bool = False  # shown in article lists
+    default: Any = None  # what a new article gets when the field is omitted ("tags": [])
 
 
 # The version snapshot: what editors write, in the order every representation uses.
 CONTENT: tuple[Field, ...] = (
     Field("headline", "text", nullable=False, is_summary=True),
     Field("standfirst", "text", description="Summary under the headline."),
-    Field("body", "html", nullable=False, description="HTML, sanitised against an allow-list on save."),
+    Field(
+        "body",
+        "html",
+        nullable=False,
+        default="",
+        description="HTML, sanitised against an allow-list on save.",
+    ),
     Field("byline", "text"),
     Field("dateline", "text"),
     Field("section", "text", is_summary=True),
     Field("tags", "tags", nullable=False, is_summary=True),
-    Field("language", "language", nullable=False, is_summary=True, description="BCP 47 tag; default `en`."),
+    Field(
+        "language",
+        "language",
+        nullable=False,
+        is_summary=True,
+        default="en",
+        description="BCP 47 tag; default `en`.",
+    ),
     Field("slug", "slug", nullable=False, is_summary=True),
     Field("lead_image", "image"),
     Field("credits", "tags", nullable=False, description="Agencies or sources, e.g. BTA, Reuters, AFP."),
@@ -77,6 +91,12 @@ FIELDS: tuple[Field, ...] = HEAD + CONTENT + TRAILER
 SUMMARY: tuple[Field, ...] = HEAD + tuple(f for f in CONTENT if f.is_summary)
 CONTENT_NAMES: tuple[str, ...] = tuple(f.name for f in CONTENT)
 PARTNER_CONTENT: tuple[str, ...] = tuple(f.name for f in CONTENT if f.partners)
+
+
+def content_defaults() -> dict[str, Any]:
+    """Every editable field with the value a new article gets when it is omitted
+    (fresh lists each call)."""
+    return {f.name: [] if f.kind == "tags" else f.default for f in CONTENT}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -70,12 +70,7 @@ def claim(
     bodies: BodyCache | None = None,
 ) -> list[Job]:
     """Mark up to ``limit`` sendable deliveries in flight (leased) and return their jobs."""
-    params: dict[str, Any] = {
-        "claim_now": now,
-        "claim_lease": now + timedelta(seconds=policy.lease_seconds),
-        "claim_limit": limit,
-        "due_limit": limit * 4,
-    }
+    params = _rule_params(now, policy, limit, due_limit=limit * 4)
     scope = None
     if event_ids is not None:
         scope, params["event_ids"] = "events", list(event_ids)
@@ -83,6 +78,16 @@ def claim(
         scope, params["subscription_ids"] = "subscriptions", list(subscription_ids)
     rows = session.execute(rule.claim_statement(scope, session.get_bind().dialect.name), params).all()
     return _jobs(session, rows, now, endpoints, bodies)
+
+
+def _rule_params(now: datetime, policy: DeliveryPolicy, limit: int, *, due_limit: int) -> dict[str, Any]:
+    """The parameters every statement of ``cms.webhooks.rule`` takes."""
+    return {
+        "claim_now": now,
+        "claim_lease": now + timedelta(seconds=policy.lease_seconds),
+        "claim_limit": limit,
+        "due_limit": due_limit,
+    }
 
 
 def insert_fresh(
@@ -98,13 +103,8 @@ def insert_fresh(
     sequence, type, format) each), those the rule lets go now already in flight, and
     return the jobs for those."""
     columns = list(zip(*deliveries, strict=True))
-    params: dict[str, Any] = {
-        "claim_now": now,
-        "claim_lease": now + timedelta(seconds=policy.lease_seconds),
-        "claim_limit": len(deliveries),
-        "due_limit": len(deliveries),
-        **{f"d_{name}": list(values) for name, values in zip(rule.FRESH_NAMES, columns, strict=True)},
-    }
+    params = _rule_params(now, policy, len(deliveries), due_limit=len(deliveries))
+    params.update({f"d_{name}": list(values) for name, values in zip(rule.FRESH_NAMES, columns, strict=True)})
     # Through the driver, with the statement compiled once: SQLAlchemy would convert
     # every element of the arrays in Python (7 per delivery) before psycopg sends them.
     cursor = bulk.driver_connection(session).cursor(row_factory=namedtuple_row)

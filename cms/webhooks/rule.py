@@ -219,6 +219,8 @@ def fresh_insert_sql(dialect: Dialect) -> tuple[str, dict[str, Any]]:
     found = _compiled.get(dialect.name)
     if found is None:
         compiled = fresh_insert_statement().compile(dialect=dialect)
-        fixed = {k: v for k, v in compiled.params.items() if not k.startswith(("claim_", "due_", "d_"))}
+        # The construct's own literals (LIMIT 1, room > 0): every parameter but those
+        # a caller must give.
+        fixed = {k: v for k, v in compiled.params.items() if not compiled.binds[k].required}
         found = _compiled[dialect.name] = (str(compiled), fixed)
     return found
