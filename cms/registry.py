@@ -9,6 +9,7 @@ from sqlalchemy import MetaData
 MODEL_MODULES = (
     "cms.accounts.models",
     "cms.content.models",
+    "cms.content.published",
     "cms.authoring.models",
     "cms.events.models",
     "cms.webhooks.models",

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cms.accounts.models import ApiKey
+from cms.platform import pagination
 from cms.platform.actors import Actor, Role
 from cms.platform.caches import ExpiringMemo
 from cms.platform.clock import utcnow
@@ -99,12 +100,7 @@ def page(
     stmt = select(ApiKey)
     if not include_revoked:
         stmt = stmt.where(ApiKey.revoked_at.is_(None))
-    if after is not None:
-        stmt = stmt.where(ApiKey.id > after)
-    rows = list(session.scalars(stmt.order_by(ApiKey.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return pagination.ascending(session, stmt, ApiKey.id, limit=limit, after=after)
 
 
 @command

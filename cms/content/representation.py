@@ -3,7 +3,7 @@
 Everything that shows an article is derived from this module or checked
 against it by a test: the API's output schemas (``cms.content.schemas``), the
 authoring API's fast renderer, the webhook JSON payload and the ninjs
-renderer (which maps each partner field, see ``cms.webhooks.formats.ninjs``).
+renderer (which maps each partner field, see ``cms.content.formats.ninjs``).
 Adding a field means adding it here (plus its migration, if it is stored
 outside the version snapshot, and its input validation).
 """

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cms.content.models import Article, ArticleVersion
+from cms.platform import pagination
 from cms.platform.actors import Actor
 from cms.platform.clock import utcnow
 from cms.platform.errors import NotFound
@@ -125,12 +126,7 @@ def page(
 ) -> tuple[list[ArticleVersion], int | None]:
     """Versions in ascending order, keyset-paginated by number."""
     stmt = select(ArticleVersion).where(ArticleVersion.article_id == article_id)
-    if after is not None:
-        stmt = stmt.where(ArticleVersion.number > after)
-    rows = list(session.scalars(stmt.order_by(ArticleVersion.number).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].number if more and rows else None)
+    return pagination.ascending(session, stmt, ArticleVersion.number, limit=limit, after=after)
 
 
 @dataclass(frozen=True)

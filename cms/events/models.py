@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cms.platform.models import Base, JSONType
@@ -37,3 +37,16 @@ class OutboxEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     relayed_at: Mapped[datetime | None]
+    # Article events: the position in the change feed, given at commit
+    # (cms.events.feed), so positions follow commit order and none is skipped.
+    feed_position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+
+
+class FeedClock(Base):
+    """One row: the last change-feed position handed out. Taking the next ones locks
+    it until the transaction commits, so positions are given in commit order."""
+
+    __tablename__ = "feed_clock"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(BigInteger)

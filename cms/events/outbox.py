@@ -17,6 +17,7 @@ from sqlalchemy import Select, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from cms.content.models import Article, ArticleVersion
+from cms.events import feed
 from cms.events.models import OutboxEvent
 from cms.platform import uow
 from cms.platform.clock import utcnow
@@ -50,7 +51,7 @@ def record(
 ) -> OutboxEvent:
     """Add one event for ``article`` with the next sequence number; never commits."""
     article.event_sequence += 1
-    return _add(
+    event = _add(
         session,
         type_,
         actor,
@@ -59,6 +60,8 @@ def record(
         version=version,
         sequence=article.event_sequence,
     )
+    feed.enlist(session, event)  # its change-feed position, given at commit
+    return event
 
 
 def record_system(

@@ -35,3 +35,24 @@ class Actor:
 
 
 SYSTEM = Actor(key_id=None, name="system", role=Role.ADMIN)
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerPrincipal:
+    """A partner calling with one of its own keys (content API, self-service).
+
+    It has no role: no authoring route accepts it (those take ``Actor`` keys only)."""
+
+    partner_id: uuid.UUID
+    key_id: uuid.UUID
+    name: str
+    enabled: bool
+    sections: tuple[str, ...]
+    tags: tuple[str, ...]
+    languages: tuple[str, ...]
+    rate_limit_per_minute: int
+    cursor_key: bytes
+
+    @property
+    def label(self) -> str:
+        return f"partner:{self.name}"

@@ -86,6 +86,13 @@ class ExpiringMemo:
             self._cache.pop(key, None)
             _report(self.name, None, len(self._cache))
 
+    def clear(self) -> None:
+        if self._cache is None:
+            return
+        with self._lock:
+            self._cache.clear()
+            _report(self.name, None, 0)
+
     def __len__(self) -> int:
         if self._cache is None:
             return 0

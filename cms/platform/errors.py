@@ -55,3 +55,13 @@ class Forbidden(DomainError):
 class InvalidCursor(DomainError):
     code = "invalid-cursor"
     title = "Invalid pagination cursor"
+
+
+class Gone(DomainError):
+    code = "gone"
+    title = "Gone"
+
+
+class TooMany(DomainError):
+    code = "limit-reached"
+    title = "Limit reached"

@@ -80,3 +80,16 @@ def newest_first(
         return rows, None
     last = rows[-1]
     return rows, (getattr(last, time_column.key), getattr(last, id_column.key))
+
+
+def ascending(
+    session: Session, stmt: Select[Any], key: InstrumentedAttribute[Any], *, limit: int, after: Any
+) -> tuple[list[Any], Any]:
+    """One page of ``stmt``'s entities in ascending ``key`` order after ``after`` (None:
+    from the start); returns the rows and the ``after`` of the next page (None: last)."""
+    if after is not None:
+        stmt = stmt.where(key > after)
+    rows = list(session.scalars(stmt.order_by(key).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (getattr(rows[-1], key.key) if more and rows else None)

@@ -4,7 +4,9 @@ A command (``@command``) commits when it returns and rolls back when it raises;
 a command called by another joins the caller's transaction. Work that must
 only happen once the data is durable (nudging the workers) is asked for with
 ``after_commit(session, name)`` and runs after the outermost commit; a rollback
-forgets it. The app binds each name to what it means in this process
+forgets it. Work that must happen last inside the transaction (handing out
+change-feed positions in commit order) is asked for with ``before_commit``. The
+app binds each after-commit name to what it means in this process
 (``install``), so domain code never imports a broker, Flask or Celery.
 """
 
@@ -26,12 +28,27 @@ R = TypeVar("R")
 
 _DEPTH = "cms_uow_depth"
 _HOOKS = "cms_after_commit"
+_BEFORE = "cms_before_commit"
 
 
 def after_commit(session: Session, name: str) -> None:
     """Run the hook ``name`` once, after the current transaction commits."""
     pending: set[str] = session.info.setdefault(_HOOKS, set())
     pending.add(name)
+
+
+def before_commit(session: Session, fn: Callable[[Session, list[Any]], None], item: Any) -> None:
+    """Call ``fn(session, items)`` once, as the last step before the outermost commit of
+    the current unit of work, with every ``item`` added for ``fn`` meanwhile. A
+    rollback forgets them. Only units of work (``transaction``/``@command``) run these."""
+    pending: dict[Any, list[Any]] = session.info.setdefault(_BEFORE, {})
+    pending.setdefault(fn, []).append(item)
+
+
+def _run_before_commit(session: Session) -> None:
+    while pending := session.info.pop(_BEFORE, None):
+        for fn, items in pending.items():
+            fn(session, items)
 
 
 @contextmanager
@@ -44,9 +61,11 @@ def transaction(session: Session) -> Iterator[Session]:
     try:
         yield session
         if depth == 0:
+            _run_before_commit(session)
             session.commit()
     except BaseException:
         if depth == 0:
+            session.info.pop(_BEFORE, None)
             session.rollback()
         raise
     finally:

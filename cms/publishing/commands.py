@@ -19,6 +19,7 @@ from typing import NamedTuple
 from sqlalchemy.orm import Session
 
 from cms.authoring import articles
+from cms.content import published
 from cms.content.models import Article, ArticleState, ArticleVersion
 from cms.events.models import OutboxEvent
 from cms.events.outbox import EventType, record
@@ -63,6 +64,9 @@ def publish(
     article.kill_reason = None
     article.updated_at = now
     event = record(session, article, event_type, version=number, actor=actor.label, data=data)
+    shown = latest if latest.number == number else session.get(ArticleVersion, (article.id, number))
+    assert shown is not None
+    published.record_publication(session, article, shown.data, event=event, updated_by=shown.created_by)
     return Transition(article, event, latest)
 
 
@@ -166,5 +170,8 @@ def _withdraw(
     withdrawn = article.published_version or article.current_version
     article.state = state
     article.updated_at = utcnow()
-    data = {"slug": article.slug, "reason": reason}
-    return record(session, article, event_type, version=withdrawn, actor=actor.label, data=data)
+    # The slug partners know: the published version's, not a later draft's.
+    data = {"slug": published.slug_of(session, article), "reason": reason}
+    event = record(session, article, event_type, version=withdrawn, actor=actor.label, data=data)
+    published.record_withdrawal(session, article, event=event)
+    return event

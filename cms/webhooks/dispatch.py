@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from cms.platform import bulk
 from cms.platform.caches import ByteLRU
 from cms.webhooks import rule
-from cms.webhooks.endpoints import Endpoint
+from cms.webhooks.endpoints import WITH_PARTNER, Endpoint
 from cms.webhooks.models import (
     OPEN_STATUSES,
     Delivery,
@@ -192,8 +192,8 @@ def _endpoints_for(
     if endpoints is not None and all(r.subscription_id in endpoints for r in rows):
         return endpoints
     wanted = {r.subscription_id for r in rows}
-    subs = session.scalars(select(Subscription).where(Subscription.id.in_(wanted)))
-    return {**(endpoints or {}), **{s.id: Endpoint.of(s) for s in subs}}
+    rows = session.execute(WITH_PARTNER.where(Subscription.id.in_(wanted))).all()
+    return {**(endpoints or {}), **{s.id: Endpoint.of(s, partner) for s, partner in rows}}
 
 
 def _read_missing_bodies(

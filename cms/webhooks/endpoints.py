@@ -19,7 +19,8 @@ from cachetools import LRUCache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cms.content.models import filter_key
+from cms.accounts.models import Partner
+from cms.content.visibility import ContentFilter
 from cms.events.outbox import ARTICLE_EVENTS
 from cms.webhooks.models import Subscription, SubscriptionChanges
 from cms.webhooks.transport.signing import secret_key
@@ -34,29 +35,34 @@ class Endpoint:
     max_in_flight: int
     headers: tuple[tuple[str, str], ...]
     event_types: tuple[str, ...]
-    sections: frozenset[str]
-    tags: frozenset[str]
-    languages: tuple[str, ...]
+    content: ContentFilter
     key: bytes
     previous_key: bytes | None
     previous_until: datetime | None
+    # A partner's subscription: the partner's own filter narrows it too, and its
+    # webhooks carry the partner's change-feed cursor (signed with cursor_key).
+    partner_id: uuid.UUID | None = None
+    partner_content: ContentFilter | None = None
+    cursor_key: bytes | None = None
 
     @classmethod
-    def of(cls, s: Subscription) -> Endpoint:
+    def of(cls, s: Subscription, partner: Any = None) -> Endpoint:
+        """``partner``: the owning partner's row (its filter, cursor key and enabled flag)."""
         return cls(
             id=s.id,
             url=s.url,
             format=s.format,
-            enabled=s.enabled,
+            enabled=s.enabled and (partner is None or partner.active),
             max_in_flight=s.max_in_flight,
             headers=tuple(sorted((s.headers or {}).items())),
             event_types=tuple(s.event_types),
-            sections=frozenset(filter_key(x) for x in s.sections),
-            tags=frozenset(filter_key(x) for x in s.tags),
-            languages=tuple(lang.lower() for lang in s.languages),
+            content=ContentFilter.of(s.sections, s.tags, s.languages),
             key=secret_key(s.secret),
             previous_key=secret_key(s.previous_secret) if s.previous_secret else None,
             previous_until=s.previous_secret_expires_at,
+            partner_id=s.partner_id,
+            partner_content=partner.content_filter() if partner is not None else None,
+            cursor_key=partner.cursor_key() if partner is not None else None,
         )
 
     def keys_at(self, now: datetime) -> tuple[bytes, ...]:
@@ -76,25 +82,16 @@ class Endpoint:
         return False
 
     def wants_content(self, article: dict[str, Any]) -> bool:
-        """Whether every content filter takes the article (case-insensitive, as the
-        article list's filters are); an empty filter takes everything."""
-        return self._wants_section(article) and self._wants_tags(article) and self._wants_language(article)
-
-    def _wants_section(self, article: dict[str, Any]) -> bool:
-        return not self.sections or filter_key(article.get("section")) in self.sections
-
-    def _wants_tags(self, article: dict[str, Any]) -> bool:
-        """One shared tag is enough."""
-        return not self.tags or bool(self.tags.intersection(filter_key(t) for t in article.get("tags") or ()))
-
-    def _wants_language(self, article: dict[str, Any]) -> bool:
-        """A language selects its regional variants: "en" selects "en", "en-GB", "en-US"…"""
-        if not self.languages:
-            return True
-        language = (article.get("language") or "").lower()
-        return any(language == lang or language.startswith(lang + "-") for lang in self.languages)
+        """Whether the subscription's filter, and its partner's, take the article
+        (``cms.content.visibility``: the rule the content API and change feed apply)."""
+        if not self.content.matches(article):
+            return False
+        return self.partner_content is None or self.partner_content.matches(article)
 
 
+# Subscriptions with their partner (None: managed by the newsroom); LIVE: not deleted.
+WITH_PARTNER = select(Subscription, Partner).outerjoin(Partner, Partner.id == Subscription.partner_id)
+LIVE = WITH_PARTNER.where(Subscription.deleted_at.is_(None))
 # Raised by database triggers whenever what a subscription sends changes (migration 0006).
 STAMP = select(SubscriptionChanges.version).where(SubscriptionChanges.id == 1)
 STAMP_SQL = "SELECT version FROM subscription_changes WHERE id = 1"
@@ -119,8 +116,7 @@ class EndpointCache:
         with self._lock:
             endpoints = self._by_stamp.get(stamp)
         if endpoints is None:  # loaded outside the lock: two threads may both load, harmlessly
-            rows = session.scalars(select(Subscription).where(Subscription.deleted_at.is_(None)))
-            endpoints = {s.id: Endpoint.of(s) for s in rows}
+            endpoints = {s.id: Endpoint.of(s, partner) for s, partner in session.execute(LIVE).all()}
             with self._lock:
                 self._by_stamp[stamp] = endpoints
         return endpoints

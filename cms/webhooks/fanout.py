@@ -26,13 +26,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cms.content.formats import EventFacts, render
 from cms.events import outbox
 from cms.events.outbox import EventType
 from cms.platform import bulk
 from cms.webhooks import dispatch
 from cms.webhooks.dispatch import BodyCache
 from cms.webhooks.endpoints import STAMP_SQL, Endpoint, EndpointCache
-from cms.webhooks.formats import EventFacts, render
 from cms.webhooks.models import Delivery, DeliveryStatus, EventPayload
 from cms.webhooks.policy import DeliveryPolicy
 from cms.webhooks.transport.sender import Job

@@ -183,6 +183,8 @@ class Subscription(Base):
     __tablename__ = "subscriptions"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # The partner that manages it (self-service); None: managed by the newsroom's admins.
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partners.id"), index=True)
     url: Mapped[str] = mapped_column(String(2048))
     description: Mapped[str | None] = mapped_column(String(500))
     # Patterns: exact types, "*" or "article.*".

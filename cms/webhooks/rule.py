@@ -44,10 +44,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.selectable import FromClause, Select
 
+from cms.accounts.models import Partner
 from cms.webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Subscription, status_is
 
 D = Delivery.__table__
 S = Subscription.__table__
+P = Partner.__table__
 RETURNED = ("id", "event_id", "subscription_id", "format", "attempts", "retry_index")
 CANDIDATE_COLUMNS = ("id", "subscription_id", "article_id", "sequence", "next_attempt_at", "created_at")
 
@@ -86,7 +88,11 @@ def sendable(candidates: FromClause, *, batch: bool = False, lateral: bool = Tru
         .scalar_subquery()
     )
     room = (S.c.max_in_flight - in_flight).label("room")
-    live = (S.c.id == c.c.subscription_id, S.c.enabled.is_(True), S.c.deleted_at.is_(None))
+    # A partner's subscriptions pause with their partner (disabled or deleted).
+    partner_paused = exists().where(
+        P.c.id == S.c.partner_id, or_(P.c.enabled.is_(False), P.c.deleted_at.is_not(None))
+    )
+    live = (S.c.id == c.c.subscription_id, S.c.enabled.is_(True), S.c.deleted_at.is_(None), ~partner_paused)
     if lateral:
         sub = select(room).where(*live).limit(1).lateral("sub")
         joined, room_of = c.join(sub, true()), sub.c.room

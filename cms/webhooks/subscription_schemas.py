@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from cms.content import formats
 from cms.platform.http.fields import (
     HTTP_URL,
     NonBlank,
@@ -13,7 +14,6 @@ from cms.platform.http.fields import (
     UTCDateTime,
     WholeNumber,
 )
-from cms.webhooks import formats
 from cms.webhooks.subscriptions import (
     EVENT_TYPE_PATTERNS,
     HEADER_NAME_PATTERN,

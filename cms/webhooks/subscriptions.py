@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cms.content.visibility import clean_names
 from cms.events import outbox
 from cms.events.models import OutboxEvent
 from cms.events.outbox import EventType
@@ -102,10 +103,6 @@ def _check_headers(headers: dict[str, str]) -> None:
             raise Unprocessable(f"The value of '{name}' contains a line break.", field="headers")
 
 
-def _clean_list(values: Sequence[str] | None) -> list[str]:
-    return list(dict.fromkeys(v.strip() for v in values or () if v.strip()))
-
-
 def get(session: Session, subscription_id: uuid.UUID) -> Subscription:
     sub = session.get(Subscription, subscription_id)
     if sub is None or sub.deleted_at is not None:
@@ -126,10 +123,10 @@ def create(session: Session, fields: dict[str, Any], policy: UrlPolicy) -> tuple
         id=uuid.uuid4(),
         url=fields["url"],
         description=fields.get("description"),
-        event_types=_clean_list(fields.get("event_types") or ["*"]),
-        sections=_clean_list(fields.get("sections")),
-        tags=_clean_list(fields.get("tags")),
-        languages=_clean_list(fields.get("languages")),
+        event_types=clean_names(fields.get("event_types") or ["*"]),
+        sections=clean_names(fields.get("sections")),
+        tags=clean_names(fields.get("tags")),
+        languages=clean_names(fields.get("languages")),
         format=fields.get("format") or PayloadFormat.JSON.value,
         headers=headers,
         enabled=enabled,
@@ -181,7 +178,7 @@ def _change_target(sub: Subscription, changes: dict[str, Any], policy: UrlPolicy
 def _change_filters_and_settings(sub: Subscription, changes: dict[str, Any]) -> None:
     for name in _LIST_SETTINGS:
         if name in changes:
-            setattr(sub, name, _clean_list(changes[name]))
+            setattr(sub, name, clean_names(changes[name]))
     for name in _PLAIN_SETTINGS:
         if name in changes:
             setattr(sub, name, changes[name])

@@ -35,6 +35,8 @@ DOMAIN_STATUS = {
     "idempotency-key-reused": 422,
     "forbidden": 403,
     "invalid-cursor": 400,
+    "gone": 410,
+    "limit-reached": 409,
 }
 
 

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from standardwebhooks import Webhook
 
-from cms.webhooks import formats
+from cms.content import formats
+from cms.content.formats import EventFacts
 from cms.webhooks.endpoints import Endpoint
-from cms.webhooks.formats import EventFacts
 from cms.webhooks.models import Subscription
 from cms.webhooks.transport import signing, urls
 from cms.webhooks.transport.schedule import (

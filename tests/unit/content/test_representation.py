@@ -8,12 +8,11 @@ import uuid
 from datetime import UTC, datetime
 
 from cms.authoring.api import render
-from cms.content import representation
+from cms.content import formats, representation
+from cms.content.formats import ninjs, ninjs3
+from cms.content.formats.facts import EventFacts
 from cms.content.reads import ArticleView
 from cms.content.schemas import ArticleCreateSchema, ArticleSchema, ArticleSummarySchema, ArticleUpdateSchema
-from cms.webhooks import formats
-from cms.webhooks.formats import ninjs, ninjs3
-from cms.webhooks.formats.facts import EventFacts
 
 NAMES = [f.name for f in representation.FIELDS]
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -132,6 +132,7 @@ def test_threads_never_get_endpoints_of_another_stamp():
             secret="whsec_" + "A" * 32,
             previous_secret=None,
             previous_secret_expires_at=None,
+            partner_id=None,
         )
 
     class Session:
@@ -140,8 +141,8 @@ def test_threads_never_get_endpoints_of_another_stamp():
         def __init__(self) -> None:
             self.version = 0
 
-        def scalars(self, _statement: Any) -> list[Any]:
-            return [subscription(self.version)]
+        def execute(self, _statement: Any) -> Any:
+            return SimpleNamespace(all=lambda: [(subscription(self.version), None)])
 
     sessions = [Session() for _ in range(THREADS)]
 

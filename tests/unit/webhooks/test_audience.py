@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from cms.content.formats import EventFacts
+from cms.content.visibility import ContentFilter
 from cms.webhooks.endpoints import Endpoint
 from cms.webhooks.fanout import matching
-from cms.webhooks.formats import EventFacts
 
 
 def endpoint(
@@ -24,9 +25,7 @@ def endpoint(
         max_in_flight=4,
         headers=(),
         event_types=event_types,
-        sections=sections,
-        tags=tags,
-        languages=languages,
+        content=ContentFilter.of(sections, tags, languages),
         key=b"k",
         previous_key=None,
         previous_until=None,

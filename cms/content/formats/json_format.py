@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from cms.content import representation
-from cms.webhooks.formats.facts import PUBLISHING_EVENTS, WITHDRAWAL_EVENTS, EventFacts
+from cms.content.formats.facts import PUBLISHING_EVENTS, WITHDRAWAL_EVENTS, EventFacts
 
 
 def article_json(article: dict[str, Any], version: int | None) -> dict[str, Any]:

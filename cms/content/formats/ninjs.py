@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cms.webhooks.formats.facts import ARTICLE_URN, EventFacts, iso
+from cms.content.formats.facts import ARTICLE_URN, EventFacts, iso
 
 WITHDRAWAL_STATUS = {"article.unpublished": "withheld", "article.killed": "canceled"}
 # Where each partner field of the article representation goes in ninjs 2.1; a test

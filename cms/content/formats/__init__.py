@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cms.webhooks.formats import json_format, ninjs, ninjs3
-from cms.webhooks.formats.facts import EventFacts, timestamp
+from cms.content.formats import json_format, ninjs, ninjs3
+from cms.content.formats.facts import EventFacts, timestamp
 
 FORMATS: dict[str, Callable[[EventFacts], dict[str, Any]]] = {
     "json": json_format.data,

@@ -3,7 +3,7 @@
 ninjs 3 kept 2.1's structure and renamed its properties to camelCase
 (``versioncreated`` -> ``versionCreated``, ``altids`` -> ``altIds``, ``ednote``
 -> ``edNote``, a body's ``contenttype`` -> ``contentType`` ...). The item is the
-2.1 one (``cms.webhooks.formats.ninjs``: one mapping of the article, one place
+2.1 one (``cms.content.formats.ninjs``: one mapping of the article, one place
 to add a field) with its keys renamed, at every depth (associations are news
 objects too).
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cms.webhooks.formats import ninjs
-from cms.webhooks.formats.facts import EventFacts
+from cms.content.formats import ninjs
+from cms.content.formats.facts import EventFacts
 
 RENAMED = {
     "versioncreated": "versionCreated",

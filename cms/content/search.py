@@ -1,0 +1,126 @@
+"""Full-text search over published articles (headline, standfirst, body).
+
+- **PostgreSQL**: a ``tsvector`` column (``published_articles.search``, GIN index,
+  migration 0011) holding each article's words twice: stemmed with the text search
+  configuration of its language where PostgreSQL has one (``english`` for ``en``,
+  ``en-GB``...) and as written (``simple``), which is all a language without a
+  configuration gets (Bulgarian, say). A query matches stems in the language asked
+  for (``language``, else English) or words as written, with ``websearch_to_tsquery``
+  syntax ("quoted phrases", ``or``, ``-word``). A query of stop words only matches
+  nothing.
+- **SQLite**: an FTS5 table (``published_search``, ``porter unicode61`` tokenizer:
+  Unicode words, English stems), every word of the query required.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, text
+from sqlalchemy.orm import Session
+
+# Text search configurations every supported PostgreSQL (12+) ships, by language subtag.
+PG_CONFIGS = {
+    "ar": "arabic", "da": "danish", "nl": "dutch", "en": "english", "fi": "finnish", "fr": "french",
+    "de": "german", "el": "greek", "hu": "hungarian", "id": "indonesian", "ga": "irish",
+    "it": "italian", "lt": "lithuanian", "ne": "nepali", "no": "norwegian", "nb": "norwegian",
+    "nn": "norwegian", "pt": "portuguese", "ro": "romanian", "ru": "russian", "es": "spanish",
+    "sv": "swedish", "ta": "tamil", "tr": "turkish",
+}  # fmt: skip
+MAX_QUERY_CHARS = 200
+MAX_QUERY_WORDS = 32
+_TAG = re.compile(r"<[^>]+>")
+_WORD = re.compile(r"\w+")
+
+
+class BadQuery(ValueError):
+    """A search the API answers with 400."""
+
+
+def pg_config(language: str | None) -> str:
+    """The configuration for a BCP 47 tag: its primary subtag's, else ``simple``."""
+    primary = (language or "").lower().split("-", 1)[0]
+    return PG_CONFIGS.get(primary, "simple")
+
+
+def plain_text(body_html: str) -> str:
+    return html.unescape(_TAG.sub(" ", body_html))
+
+
+def _parts(content: dict[str, Any]) -> dict[str, str]:
+    return {
+        "headline": content.get("headline") or "",
+        "standfirst": content.get("standfirst") or "",
+        "body": plain_text(content.get("body") or ""),
+    }
+
+
+_PG_INDEX = text(
+    """
+UPDATE published_articles SET search =
+    setweight(to_tsvector(CAST(:cfg AS regconfig), :headline), 'A')
+    || setweight(to_tsvector(CAST(:cfg AS regconfig), :standfirst), 'B')
+    || to_tsvector(CAST(:cfg AS regconfig), :body)
+    || setweight(to_tsvector('simple', :headline), 'A')
+    || setweight(to_tsvector('simple', :standfirst), 'B')
+    || to_tsvector('simple', :body)
+WHERE article_id = :article_id
+"""
+)
+
+
+def index(session: Session, row: Any, content: dict[str, Any]) -> None:
+    """(Re)index ``row`` (a ``PublishedArticle``, flushed) with its published ``content``."""
+    parts = _parts(content)
+    if session.get_bind().dialect.name == "postgresql":
+        params = {**parts, "cfg": pg_config(content.get("language")), "article_id": row.article_id}
+        session.execute(_PG_INDEX, params)
+        return
+    if row.search_rowid is not None:
+        session.execute(
+            text(
+                "UPDATE published_search SET headline = :headline, standfirst = :standfirst,"
+                " body = :body WHERE rowid = :rowid"
+            ),
+            {**parts, "rowid": row.search_rowid},
+        )
+        return
+    result = session.execute(
+        text(
+            "INSERT INTO published_search (headline, standfirst, body)"
+            " VALUES (:headline, :standfirst, :body)"
+        ),
+        parts,
+    )
+    row.search_rowid = result.lastrowid
+
+
+def check(q: str) -> str:
+    """``q`` trimmed, or BadQuery: too long, or no word in it."""
+    q = q.strip()
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadQuery(f"Keep 'q' to {MAX_QUERY_CHARS} characters.")
+    words = _WORD.findall(q)
+    if not words:
+        raise BadQuery("'q' has no word to search for.")
+    if len(words) > MAX_QUERY_WORDS:
+        raise BadQuery(f"Search for at most {MAX_QUERY_WORDS} words.")
+    return q
+
+
+def condition(dialect: str, q: str, language: str | None) -> ColumnElement[bool]:
+    """A WHERE clause over ``published_articles`` for articles matching ``q`` (checked)."""
+    if dialect == "postgresql":
+        return text(
+            "published_articles.search @@ (websearch_to_tsquery(CAST(:q_cfg AS regconfig), :q)"
+            " || websearch_to_tsquery('simple', :q))"
+            " AND numnode(websearch_to_tsquery(CAST(:q_cfg AS regconfig), :q)) > 0"
+        ).bindparams(bindparam("q", q), bindparam("q_cfg", pg_config(language or "en")))  # type: ignore[return-value]
+    # FTS5: every word, each quoted, so no word is read as query syntax.
+    match = " ".join('"' + word.replace('"', '""') + '"' for word in _WORD.findall(q))
+    return text(
+        "published_articles.search_rowid IN"
+        " (SELECT rowid FROM published_search WHERE published_search MATCH :q)"
+    ).bindparams(bindparam("q", match))  # type: ignore[return-value]
