@@ -112,15 +112,28 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
 
     from cms.accounts.keys import ActorCache
     from cms.accounts.keys import authenticate as authenticate_key
+    from cms.accounts.partners import authenticate as authenticate_partner
     from cms.authoring.render_cache import RenderCache
+    from cms.delivery.content import RenderedItems
+    from cms.platform.http.limits import RateLimiter
     from cms.webhooks.monitoring import delivery_facts
 
     auth_cache = app.extensions["cms_auth_cache"] = ActorCache(
         ttl=settings["CMS_AUTH_CACHE_SECONDS"], max_entries=settings["CMS_AUTH_CACHE_ENTRIES"]
     )
     app.extensions["cms_authenticate"] = functools.partial(authenticate_key, cache=auth_cache)
+    partner_cache = app.extensions["cms_partner_auth_cache"] = ActorCache(
+        ttl=settings["CMS_AUTH_CACHE_SECONDS"],
+        max_entries=settings["CMS_AUTH_CACHE_ENTRIES"],
+        name="partner-keys",
+    )
+    app.extensions["cms_authenticate_partner"] = functools.partial(authenticate_partner, cache=partner_cache)
+    app.extensions["cms_rate_limiter"] = RateLimiter(settings["CMS_RATE_LIMIT_STORAGE"])
     app.extensions["cms_database_facts"] = delivery_facts
     app.extensions["cms_render_cache"] = RenderCache(max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20))
+    app.extensions["cms_content_items"] = RenderedItems(
+        max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20)
+    )
     app.extensions["cms_after_commit"] = _after_commit_hooks(settings, url)
     uow.install(db.session, _current_hooks)
 

@@ -115,6 +115,15 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Finished deliveries not changed for this long are deleted with their attempts
     # (hourly, by beat). Bounds the deliveries table; 0 keeps them for ever.
     "CMS_DELIVERY_RETENTION_DAYS": (365.0, float),
+    # Partners (cms.accounts.partners): what a new partner gets unless an admin sets it.
+    "CMS_PARTNER_MAX_SUBSCRIPTIONS": (10, _int),
+    "CMS_PARTNER_RATE_LIMIT": (600, _int),  # requests a minute
+    # Where partner request counts live: memory:// (per process) or redis://host:6379/1.
+    "CMS_RATE_LIMIT_STORAGE": ("memory://", str),
+    # Content API caching (Cache-Control): seconds fresh, then seconds served stale
+    # while a cache revalidates.
+    "CMS_CONTENT_MAX_AGE": (30, _int),
+    "CMS_CONTENT_STALE_WHILE_REVALIDATE": (60, _int),
 }
 
 

@@ -20,6 +20,12 @@ from cms.platform import logs
 
 bind = f"0.0.0.0:{os.environ.get('CMS_PORT', '8000')}"
 workers = int(os.environ.get("CMS_API_WORKERS", "4"))
+# Threads per worker (gthread): connections stay open between requests (keep-alive),
+# which partners that poll the content API and change feed rely on; sync workers
+# would close every connection after one response.
+worker_class = "gthread"
+threads = int(os.environ.get("CMS_API_THREADS", "4"))
+keepalive = int(os.environ.get("CMS_API_KEEPALIVE", "75"))  # seconds an idle connection stays open
 accesslog = None  # the app logs one JSON line per request (CMS_ACCESS_LOG)
 _settings = load_config()
 logconfig_dict = logs.dict_config(_settings["CMS_LOG_LEVEL"], _settings["CMS_LOG_FORMAT"])

@@ -5,12 +5,19 @@ from __future__ import annotations
 from flask import Flask
 
 PREFIX = "/api/v1"
+CONTENT_PREFIX = "/content/v1"
+PARTNER_PREFIX = "/partner/v1"
 
 
 def register_api(app: Flask) -> None:
     from cms.accounts import api as api_keys
     from cms.authoring import api as articles
     from cms.authoring import versions_api as versions
+    from cms.delivery import api as content
+    from cms.delivery import changes_api as changes
+    from cms.partners import admin_api as partners
+    from cms.partners import deliveries_api as partner_deliveries
+    from cms.partners import subscriptions_api as partner_subscriptions
     from cms.platform.http import docs, health, index, observability, openapi
     from cms.publishing import api as publishing
     from cms.webhooks import deliveries_api as deliveries
@@ -26,10 +33,15 @@ def register_api(app: Flask) -> None:
         deliveries,
         events,
         api_keys,
+        partners,
         openapi,
         docs,
     ):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
+    for module in (content, changes):
+        app.register_blueprint(module.bp, url_prefix=CONTENT_PREFIX)
+    for module in (partner_subscriptions, partner_deliveries):
+        app.register_blueprint(module.bp, url_prefix=PARTNER_PREFIX)
     app.register_blueprint(health.bp)
     observability.install(app)
     from cms.platform.http.guards import install_read_only_requests, refuse_long_urls

@@ -166,3 +166,14 @@ def stack(pg_databases: DatabaseFactory, tmp_path: Any, request: pytest.FixtureR
         if failed is not None and failed.failed:
             print(s.logs())
         s.close()
+
+
+@pytest.fixture(scope="module")
+def live(databases: DatabaseFactory) -> Iterator[Any]:
+    """The app on its own committed database behind a real HTTP server (tests.live);
+    one per module and backend: tests keep apart through partners of their own."""
+    from tests.live import Live
+
+    server = Live(make_app(databases.copy_url())).start()
+    yield server
+    server.close()

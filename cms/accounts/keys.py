@@ -70,8 +70,8 @@ class ActorCache(ExpiringMemo):
     Only successes are cached, so a new key works immediately everywhere.
     """
 
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        super().__init__("api-keys", ttl, max_entries)
+    def __init__(self, ttl: float, max_entries: int = 10_000, name: str = "api-keys") -> None:
+        super().__init__(name, ttl, max_entries)
 
 
 def authenticate(session: Session, raw: str, cache: ActorCache | None = None) -> Actor | None:

@@ -93,9 +93,7 @@ def delete(session: Session, partner_id: uuid.UUID) -> Partner:
     return partner
 
 
-def page(
-    session: Session, *, limit: int, after: uuid.UUID | None
-) -> tuple[list[Partner], uuid.UUID | None]:
+def page(session: Session, *, limit: int, after: uuid.UUID | None) -> tuple[list[Partner], uuid.UUID | None]:
     stmt = select(Partner).where(Partner.deleted_at.is_(None))
     return pagination.ascending(session, stmt, Partner.id, limit=limit, after=after)
 
@@ -169,4 +167,3 @@ def authenticate(session: Session, raw: str, cache: ActorCache | None = None) ->
     if cache is not None:
         cache.put(key_hash, principal)
     return principal
-

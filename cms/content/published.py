@@ -29,8 +29,13 @@ class PublishedArticle(Base):
     __tablename__ = "published_articles"
     __table_args__ = (
         # Newest first, live only: the content API's list and its cursor.
-        Index("ix_published_articles_live", "published_at", "article_id", postgresql_where=LIVE,
-              sqlite_where=LIVE),
+        Index(
+            "ix_published_articles_live",
+            "published_at",
+            "article_id",
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
     )
 
     article_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("articles.id"), primary_key=True)

@@ -130,6 +130,10 @@ _SIMPLE: dict[str, type[fields.Field]] = {
 _ContentOut = Schema.from_dict({f.name: _out(f) for f in representation.CONTENT}, name="_ContentOut")
 _HeadOut = Schema.from_dict({f.name: _out(f) for f in representation.HEAD}, name="_HeadOut")
 ArticleSchema = Schema.from_dict({f.name: _out(f) for f in representation.FIELDS}, name="ArticleSchema")
+# What partners get (content API, webhooks' json format): no newsroom-only field.
+PartnerArticleSchema = Schema.from_dict(
+    {f.name: _out(f) for f in representation.FIELDS if f.partners}, name="PartnerArticleSchema"
+)
 
 
 ArticleSummarySchema = Schema.from_dict(

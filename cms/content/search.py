@@ -29,14 +29,19 @@ PG_CONFIGS = {
     "nn": "norwegian", "pt": "portuguese", "ro": "romanian", "ru": "russian", "es": "spanish",
     "sv": "swedish", "ta": "tamil", "tr": "turkish",
 }  # fmt: skip
-MAX_QUERY_CHARS = 200
-MAX_QUERY_WORDS = 32
+# PostgreSQL's english.stop (Snowball): a search of these words alone finds nothing useful.
+_STOP = """
+i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
+herself it its itself they them their theirs themselves what which who whom this that these those am is
+are was were be been being have has had having do does did doing a an the and but if or because as until
+while of at by for with about against between into through during before after above below to from up
+down in out on off over under again further then once here there when where why how all any both each few
+more most other some such no nor not only own same so than too very s t can will just don should now
+"""
+ENGLISH_STOP_WORDS = frozenset(_STOP.split())
+MAX_QUERY_CHARS = 200  # (the API's schema refuses longer ones: 400)
 _TAG = re.compile(r"<[^>]+>")
 _WORD = re.compile(r"\w+")
-
-
-class BadQuery(ValueError):
-    """A search the API answers with 400."""
 
 
 def pg_config(language: str | None) -> str:
@@ -89,25 +94,20 @@ def index(session: Session, row: Any, content: dict[str, Any]) -> None:
         return
     result = session.execute(
         text(
-            "INSERT INTO published_search (headline, standfirst, body)"
-            " VALUES (:headline, :standfirst, :body)"
+            "INSERT INTO published_search (headline, standfirst, body) VALUES (:headline, :standfirst, :body)"
         ),
         parts,
     )
     row.search_rowid = result.lastrowid
 
 
-def check(q: str) -> str:
-    """``q`` trimmed, or BadQuery: too long, or no word in it."""
-    q = q.strip()
-    if len(q) > MAX_QUERY_CHARS:
-        raise BadQuery(f"Keep 'q' to {MAX_QUERY_CHARS} characters.")
+def searchable(q: str, language: str | None = None) -> bool:
+    """Whether ``q`` can match anything: it has a word, and (searching English) one that
+    is not a stop word ("the", "and"). A search that cannot gets an empty page."""
     words = _WORD.findall(q)
-    if not words:
-        raise BadQuery("'q' has no word to search for.")
-    if len(words) > MAX_QUERY_WORDS:
-        raise BadQuery(f"Search for at most {MAX_QUERY_WORDS} words.")
-    return q
+    if pg_config(language or "en") == "english":
+        words = [w for w in words if w.casefold() not in ENGLISH_STOP_WORDS]
+    return bool(words)
 
 
 def condition(dialect: str, q: str, language: str | None) -> ColumnElement[bool]:

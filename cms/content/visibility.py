@@ -8,9 +8,11 @@ regional variants ("en" takes "en-GB"). An empty filter takes everything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import ColumnElement, or_
 
 from cms.content.models import filter_key
 
@@ -62,6 +64,30 @@ class ContentFilter:
 
     def takes_language(self, language: str) -> bool:
         return any(language == lang or language.startswith(lang + "-") for lang in self.languages)
+
+    def conditions(
+        self,
+        *,
+        section_key: ColumnElement[Any],
+        language: ColumnElement[Any],
+        tagged: Callable[[list[str]], ColumnElement[bool]],
+    ) -> list[ColumnElement[bool]]:
+        """The same rule as SQL over folded keys: ``tagged(keys)`` says "has one of these tags"."""
+        out: list[ColumnElement[bool]] = []
+        if self.sections:
+            out.append(section_key.in_(sorted(self.sections)))
+        if self.tags:
+            out.append(tagged(sorted(self.tags)))
+        if self.languages:
+            out.append(
+                or_(
+                    *(
+                        or_(language == lang, language.startswith(lang + "-", autoescape=True))
+                        for lang in self.languages
+                    )
+                )
+            )
+        return out
 
 
 EVERYTHING = ContentFilter()

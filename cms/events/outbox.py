@@ -99,12 +99,37 @@ def claim_unrelayed(session: Session, limit: int) -> list[Any]:
     return list(session.execute(_unrelayed_statement(), {"relay_limit": limit}))
 
 
+def with_content() -> Select[Any]:
+    """Outbox rows with what a payload is made of (``cms.content.formats.facts.facts_of``):
+    the article's creation dates and the content of the event's version."""
+    E = OutboxEvent.__table__
+    A = Article.__table__
+    V = ArticleVersion.__table__
+    return select(
+        E.c.id,
+        E.c.type,
+        E.c.article_id,
+        E.c.subscription_id,
+        E.c.version,
+        E.c.sequence,
+        E.c.occurred_at,
+        E.c.data,
+        E.c.feed_position,
+        A.c.created_at.label("article_created_at"),
+        A.c.first_published_at,
+        V.c.data.label("content"),
+        V.c.created_by.label("version_created_by"),
+    ).select_from(
+        E.outerjoin(A, A.c.id == E.c.article_id).outerjoin(
+            V, (V.c.article_id == E.c.article_id) & (V.c.number == E.c.version)
+        )
+    )
+
+
 @functools.cache
 def _unrelayed_statement() -> Select[Any]:
     """Built once: building it costs more than running it when one event waits."""
     E = OutboxEvent.__table__
-    A = Article.__table__
-    V = ArticleVersion.__table__
     earlier = E.alias("earlier")
     waiting = exists().where(
         earlier.c.article_id == E.c.article_id,
@@ -112,25 +137,7 @@ def _unrelayed_statement() -> Select[Any]:
         earlier.c.relayed_at.is_(None),
     )
     return (
-        select(
-            E.c.id,
-            E.c.type,
-            E.c.article_id,
-            E.c.subscription_id,
-            E.c.version,
-            E.c.sequence,
-            E.c.occurred_at,
-            E.c.data,
-            A.c.created_at.label("article_created_at"),
-            A.c.first_published_at,
-            V.c.data.label("content"),
-            V.c.created_by.label("version_created_by"),
-        )
-        .select_from(
-            E.outerjoin(A, A.c.id == E.c.article_id).outerjoin(
-                V, (V.c.article_id == E.c.article_id) & (V.c.number == E.c.version)
-            )
-        )
+        with_content()
         .where(E.c.relayed_at.is_(None), ~waiting)
         .order_by(E.c.occurred_at, E.c.id)
         .limit(bindparam("relay_limit"))

@@ -33,6 +33,8 @@ class Metrics:
     worker_thread_errors: Counter
     cache_bytes: Gauge
     cache_entries: Gauge
+    rate_limit_errors: Counter
+    rate_limited: Counter
 
 
 @cache
@@ -69,6 +71,10 @@ def get() -> Metrics:
         cache_entries=Gauge(
             "cms_cache_entries", "Entries in a cache", ["cache"], multiprocess_mode="livesum"
         ),
+        rate_limit_errors=Counter(
+            "cms_rate_limit_errors", "Partner requests let through because the rate-limit storage failed"
+        ),
+        rate_limited=Counter("cms_rate_limited", "Partner requests refused with 429"),
     )
 
 

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,6 +24,11 @@ class DeliveryFilters:
     event_id: uuid.UUID | None = None
     article_id: uuid.UUID | None = None
     status: str | None = None
+    partner_id: uuid.UUID | None = None  # only this partner's subscriptions (self-service)
+
+
+def _of_partner(partner_id: uuid.UUID) -> Any:
+    return select(Subscription.id).where(Subscription.partner_id == partner_id)
 
 
 def page(
@@ -42,6 +48,8 @@ def page(
         stmt = stmt.where(Delivery.article_id == filters.article_id)
     if filters.status:
         stmt = stmt.where(Delivery.status == filters.status)
+    if filters.partner_id:
+        stmt = stmt.where(Delivery.subscription_id.in_(_of_partner(filters.partner_id)))
     return pagination.newest_first(session, stmt, Delivery.created_at, Delivery.id, limit=limit, after=after)
 
 
@@ -58,17 +66,24 @@ def attempts_of(session: Session, delivery_ids: list[uuid.UUID]) -> dict[uuid.UU
     return out
 
 
-def get(session: Session, delivery_id: uuid.UUID) -> Delivery:
+def get(session: Session, delivery_id: uuid.UUID, partner_id: uuid.UUID | None = None) -> Delivery:
+    """The delivery; with ``partner_id``, only one of that partner's (else 404, as if
+    it did not exist: a partner learns nothing of another's)."""
     delivery = session.get(Delivery, delivery_id)
+    if delivery is not None and partner_id is not None:
+        owner = session.scalar(
+            select(Subscription.partner_id).where(Subscription.id == delivery.subscription_id)
+        )
+        delivery = delivery if owner == partner_id else None
     if delivery is None:
         raise NotFound(f"No delivery with id {delivery_id}.")
     return delivery
 
 
 @command
-def redeliver(session: Session, delivery_id: uuid.UUID) -> Delivery:
+def redeliver(session: Session, delivery_id: uuid.UUID, partner_id: uuid.UUID | None = None) -> Delivery:
     """Send a delivery again, whatever became of it, with a fresh retry schedule."""
-    delivery = get(session, delivery_id)
+    delivery = get(session, delivery_id, partner_id)
     if delivery.status == DeliveryStatus.IN_FLIGHT:
         raise Conflict(
             "The delivery is being sent right now; wait for its outcome.", delivery_status=delivery.status

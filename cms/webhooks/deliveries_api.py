@@ -27,7 +27,7 @@ delivery_schema = DeliveryWithAttemptsSchema()
 page_schema = DeliveryPageSchema()
 
 
-def _with_attempts(rows: list[Delivery]) -> list[dict[str, Any]]:
+def with_attempts(rows: list[Delivery]) -> list[dict[str, Any]]:
     log = deliveries.attempts_of(db.session, [d.id for d in rows])
     out = []
     for d in rows:
@@ -48,16 +48,22 @@ def _with_attempts(rows: list[Delivery]) -> list[dict[str, Any]]:
 )
 def list_deliveries(actor: Actor, query: dict[str, Any]) -> Response:
     """Filter by subscription, event, article and status."""
+    return respond(log_page(query))
+
+
+def log_page(query: dict[str, Any], partner_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """A page of the delivery log as the API answers it (a partner's own, if given)."""
     after = pagination.decode(query["cursor"], datetime, uuid.UUID) if "cursor" in query else None
     filters = DeliveryFilters(
         subscription_id=query.get("subscription_id"),
         event_id=query.get("event_id"),
         article_id=query.get("article_id"),
         status=query.get("status"),
+        partner_id=partner_id,
     )
     rows, next_after = deliveries.page(db.session, filters, limit=query["limit"], after=after)
     cursor = pagination.encode(*next_after) if next_after else None
-    return respond(page_schema.dump({"items": _with_attempts(rows), "next_cursor": cursor}))
+    return page_schema.dump({"items": with_attempts(rows), "next_cursor": cursor})  # type: ignore[no-any-return]
 
 
 @route(
@@ -69,7 +75,7 @@ def list_deliveries(actor: Actor, query: dict[str, Any]) -> Response:
     responses={200: ("The delivery", delivery_schema)},
 )
 def get_delivery(actor: Actor, delivery_id: uuid.UUID) -> Response:
-    return respond(delivery_schema.dump(_with_attempts([deliveries.get(db.session, delivery_id)])[0]))
+    return respond(delivery_schema.dump(with_attempts([deliveries.get(db.session, delivery_id)])[0]))
 
 
 @route(
@@ -84,4 +90,4 @@ def get_delivery(actor: Actor, delivery_id: uuid.UUID) -> Response:
 def redeliver(actor: Actor, delivery_id: uuid.UUID) -> Response:
     """Works on succeeded, failed and cancelled deliveries; the same webhook-id is sent."""
     delivery = deliveries.redeliver(db.session, delivery_id)
-    return respond(delivery_schema.dump(_with_attempts([delivery])[0]), 202)
+    return respond(delivery_schema.dump(with_attempts([delivery])[0]), 202)

@@ -21,6 +21,7 @@ worker task that calls it owns the transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from cms.events import feed
+from cms.events.models import OutboxEvent
 from cms.platform import bulk
 from cms.platform.caches import ByteLRU
 from cms.webhooks import rule
@@ -174,14 +177,56 @@ def _jobs(
         payloads[key] = body
         cache.put(key, body)
     keys: dict[uuid.UUID, tuple[bytes, ...]] = {}  # per subscription, not per row
+    positions = _feed_positions(session, rows, endpoints, cache)
     jobs = []
     for r in rows:
         endpoint = endpoints[r.subscription_id]
         signing = keys.get(endpoint.id)
         if signing is None:
             signing = keys[endpoint.id] = endpoint.keys_at(now)
-        jobs.append(_job(r, endpoint, payloads[(r.event_id, r.format)], signing))
+        body = payloads[(r.event_id, r.format)]
+        position = positions.get(r.event_id) if endpoint.cursor_key is not None else None
+        if position is None:
+            jobs.append(_job(r, endpoint, body, signing))
+        else:
+            jobs.append(_job_with_cursor(r, endpoint, body, signing, position))
     return jobs
+
+
+def _feed_positions(
+    session: Session, rows: Sequence[Any], endpoints: Mapping[uuid.UUID, Endpoint], cache: BodyCache
+) -> dict[uuid.UUID, int]:
+    """Change-feed positions of the events going to partners' subscriptions (their
+    webhooks carry the partner's cursor); positions never change, so they are cached
+    (the relay puts its events' there first: inside its pipeline no query may run)."""
+    wanted = {r.event_id for r in rows if endpoints[r.subscription_id].cursor_key is not None}
+    out: dict[uuid.UUID, int] = {}
+    for event_id in wanted:
+        if (cached := cache.get((event_id, "feed"))) is not None:
+            out[event_id] = int(cached)
+    missing = wanted - out.keys()
+    if missing:
+        stmt = select(OutboxEvent.id, OutboxEvent.feed_position).where(
+            OutboxEvent.id.in_(missing), OutboxEvent.feed_position.is_not(None)
+        )
+        for event_id, position in session.execute(stmt):
+            out[event_id] = position
+            cache.put((event_id, "feed"), str(position).encode())
+    return out
+
+
+FEED_CURSOR_HEADER = "webhook-feed-cursor"
+
+
+def _job_with_cursor(
+    row: Any, endpoint: Endpoint, body: bytes, keys: tuple[bytes, ...], position: int
+) -> Job:
+    """A partner's webhook: the payload with its ``feed_cursor`` (a field of the envelope,
+    added to the stored bytes) and the ``webhook-feed-cursor`` header; signed as sent."""
+    assert endpoint.cursor_key is not None and body.endswith(b"}")
+    cursor = feed.log_cursor(endpoint.cursor_key, position)
+    job = _job(row, endpoint, body[:-1] + b',"feed_cursor":"' + cursor.encode() + b'"}', keys)
+    return dataclasses.replace(job, headers=(*job.headers, (FEED_CURSOR_HEADER, cursor)))
 
 
 def _endpoints_for(

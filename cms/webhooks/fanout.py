@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cms.content.formats import EventFacts, render
+from cms.content.formats.facts import facts_of
 from cms.events import outbox
 from cms.events.outbox import EventType
 from cms.platform import bulk
@@ -81,33 +82,6 @@ def _wanting_article(event: EventFacts, endpoints: Iterable[Endpoint]) -> list[E
     """Article events go to those whose type and content filters both take them."""
     content = event.article or {}
     return [e for e in endpoints if e.wants_type(event.type) and e.wants_content(content)]
-
-
-def facts_of(row: Any) -> EventFacts:
-    """An outbox row (joined with its article and version) as payload facts."""
-    article = None
-    if row.article_id is not None and row.content is not None:
-        article = {
-            **row.content,
-            "id": row.article_id,
-            "state": "published",
-            "created_at": row.article_created_at,
-            "updated_at": row.occurred_at,
-            "first_published_at": row.first_published_at or row.occurred_at,
-            "published_at": row.occurred_at,
-            "updated_by": row.version_created_by,
-        }
-    return EventFacts(
-        id=row.id,
-        type=row.type,
-        occurred_at=row.occurred_at,
-        sequence=row.sequence,
-        version=row.version,
-        article_id=row.article_id,
-        subscription_id=row.subscription_id,
-        data=dict(row.data or {}),
-        article=article,
-    )
 
 
 @dataclass
@@ -229,8 +203,11 @@ def _plan(
     """Each event's payloads (rendered once per format, and cached) and deliveries."""
     payloads: list[tuple[uuid.UUID, str, str]] = []
     deliveries: list[tuple[Any, ...]] = []
-    for f in (facts_of(r) for r in rows):
+    for row in rows:
+        f = facts_of(row)
         targets = matching(f, live.values())
+        if row.feed_position is not None:  # partners' webhooks carry it (dispatch)
+            bodies.put((f.id, "feed"), str(row.feed_position).encode())
         done.summary.append((f.id, f.type, len(targets)))
         for fmt in sorted({t.format for t in targets}):
             body = render(f, fmt)

@@ -10,6 +10,7 @@ from cms.platform.http.fields import (
     NonBlank,
     PageQuerySchema,
     Str,
+    StrictBool,
     StrictSchema,
     UTCDateTime,
     WholeNumber,
@@ -23,7 +24,7 @@ from cms.webhooks.subscriptions import (
 FORMATS = tuple(formats.FORMATS)
 
 
-def _names(max_items: int, max_len: int, description: str) -> fields.List:
+def name_list(max_items: int, max_len: int, description: str) -> fields.List:
     return fields.List(
         Str(validate=[validate.Length(min=1, max=max_len), NonBlank()]),
         validate=validate.Length(max=max_items),
@@ -46,9 +47,9 @@ class SubscriptionFieldsSchema(StrictSchema):
         validate=validate.Length(min=1, max=20),
         metadata={"description": "Event types, or `*` / `article.*` (all article events). Default `*`."},
     )
-    sections = _names(100, 100, "Only articles in these sections (empty: all).")
-    tags = _names(100, 100, "Only articles with at least one of these tags (empty: all).")
-    languages = _names(50, 35, "Only articles in these languages; `en` also selects `en-GB` (empty: all).")
+    sections = name_list(100, 100, "Only articles in these sections (empty: all).")
+    tags = name_list(100, 100, "Only articles with at least one of these tags (empty: all).")
+    languages = name_list(50, 35, "Only articles in these languages; `en` also selects `en-GB` (empty: all).")
     format = fields.String(
         validate=validate.OneOf(FORMATS),
         metadata={
@@ -71,7 +72,7 @@ class SubscriptionFieldsSchema(StrictSchema):
         validate=validate.Length(max=20),
         metadata={"description": "Static headers sent with every webhook (not webhook-*)."},
     )
-    enabled = fields.Boolean(metadata={"description": "Disabled subscriptions keep their deliveries queued."})
+    enabled = StrictBool(metadata={"description": "Disabled subscriptions keep their deliveries queued."})
     max_in_flight = WholeNumber(
         validate=validate.Range(min=1, max=100),
         metadata={"description": "Concurrent requests to this endpoint at most (default 4)."},
@@ -93,6 +94,11 @@ class SubscriptionUpdateSchema(SubscriptionFieldsSchema):
 
 class SubscriptionSchema(Schema):
     id = fields.UUID(required=True)
+    partner_id = fields.UUID(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The partner managing it; null: the newsroom."},
+    )
     url = fields.String(required=True)
     description = fields.String(required=True, allow_none=True)
     event_types = fields.List(fields.String(), required=True)
@@ -154,3 +160,7 @@ class PingResultSchema(Schema):
 
 
 SubscriptionListQuerySchema = PageQuerySchema
+
+
+class ReplaySchema(StrictSchema):
+    since = UTCDateTime(required=True, metadata={"description": "Send again every delivery created since."})

@@ -17,7 +17,6 @@ from cms.events import outbox
 from cms.events.models import OutboxEvent
 from cms.events.outbox import EventType
 from cms.platform import uow
-from cms.platform.actors import Actor
 from cms.platform.clock import utcnow
 from cms.platform.errors import Conflict, NotFound, Unprocessable
 from cms.platform.uow import command
@@ -103,9 +102,11 @@ def _check_headers(headers: dict[str, str]) -> None:
             raise Unprocessable(f"The value of '{name}' contains a line break.", field="headers")
 
 
-def get(session: Session, subscription_id: uuid.UUID) -> Subscription:
+def get(session: Session, subscription_id: uuid.UUID, partner_id: uuid.UUID | None = None) -> Subscription:
+    """A live subscription; with ``partner_id``, only one of that partner's (else 404:
+    another partner's subscriptions do not exist for it)."""
     sub = session.get(Subscription, subscription_id)
-    if sub is None or sub.deleted_at is not None:
+    if sub is None or sub.deleted_at is not None or (partner_id is not None and sub.partner_id != partner_id):
         raise NotFound(f"No subscription with id {subscription_id}.")
     return sub
 
@@ -121,6 +122,7 @@ def create(session: Session, fields: dict[str, Any], policy: UrlPolicy) -> tuple
     enabled = fields.get("enabled", True)
     sub = Subscription(
         id=uuid.uuid4(),
+        partner_id=fields.get("partner_id"),
         url=fields["url"],
         description=fields.get("description"),
         event_types=clean_names(fields.get("event_types") or ["*"]),
@@ -145,10 +147,14 @@ def create(session: Session, fields: dict[str, Any], policy: UrlPolicy) -> tuple
 
 @command
 def update_subscription(
-    session: Session, subscription_id: uuid.UUID, changes: dict[str, Any], policy: UrlPolicy
+    session: Session,
+    subscription_id: uuid.UUID,
+    changes: dict[str, Any],
+    policy: UrlPolicy,
+    partner_id: uuid.UUID | None = None,
 ) -> Subscription:
     """Change settings. Enabling again clears the health record; pending deliveries resume."""
-    sub = get(session, subscription_id)
+    sub = get(session, subscription_id, partner_id)
     now = utcnow()
     _change_target(sub, changes, policy)
     _change_filters_and_settings(sub, changes)
@@ -200,10 +206,16 @@ def _set_enabled(session: Session, sub: Subscription, enabled: bool, now: dateti
 
 
 def page(
-    session: Session, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    session: Session,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    partner_id: uuid.UUID | None = None,
 ) -> tuple[list[Subscription], tuple[datetime, uuid.UUID] | None]:
-    """Oldest first, keyset-paginated on ``(created_at, id)``."""
+    """Oldest first, keyset-paginated on ``(created_at, id)``; a partner's only, if given."""
     stmt = select(Subscription).where(Subscription.deleted_at.is_(None))
+    if partner_id is not None:
+        stmt = stmt.where(Subscription.partner_id == partner_id)
     if after is not None:
         stmt = stmt.where(
             (Subscription.created_at > after[0])
@@ -216,9 +228,9 @@ def page(
 
 
 @command
-def delete(session: Session, subscription_id: uuid.UUID) -> Subscription:
+def delete(session: Session, subscription_id: uuid.UUID, partner_id: uuid.UUID | None = None) -> Subscription:
     """Stop for good: the row and its delivery log stay, pending deliveries are cancelled."""
-    sub = get(session, subscription_id)
+    sub = get(session, subscription_id, partner_id)
     now = utcnow()
     sub.deleted_at = now
     sub.enabled = False
@@ -234,9 +246,11 @@ def delete(session: Session, subscription_id: uuid.UUID) -> Subscription:
 
 
 @command
-def rotate_secret(session: Session, subscription_id: uuid.UUID, grace: timedelta) -> tuple[Subscription, str]:
+def rotate_secret(
+    session: Session, subscription_id: uuid.UUID, grace: timedelta, partner_id: uuid.UUID | None = None
+) -> tuple[Subscription, str]:
     """A new secret; the old one keeps signing too until the grace period ends."""
-    sub = get(session, subscription_id)
+    sub = get(session, subscription_id, partner_id)
     now = utcnow()
     secret = generate_secret()
     sub.previous_secret = sub.secret if grace.total_seconds() > 0 else None
@@ -247,9 +261,11 @@ def rotate_secret(session: Session, subscription_id: uuid.UUID, grace: timedelta
 
 
 @command
-def ping(session: Session, actor: Actor, subscription_id: uuid.UUID) -> OutboxEvent:
+def ping(
+    session: Session, actor: Any, subscription_id: uuid.UUID, partner_id: uuid.UUID | None = None
+) -> OutboxEvent:
     """Send a ``webhook.ping`` test event to this subscription only."""
-    sub = get(session, subscription_id)
+    sub = get(session, subscription_id, partner_id)
     if not sub.enabled:
         raise Conflict("The subscription is disabled; enable it to ping it.", enabled=False)
     return outbox.record_system(
@@ -262,7 +278,15 @@ def ping(session: Session, actor: Actor, subscription_id: uuid.UUID) -> OutboxEv
 
 
 @command
-def recover(session: Session, subscription_id: uuid.UUID, since: datetime) -> int:
-    """Send again every failed delivery created since ``since``; returns how many."""
-    sub = get(session, subscription_id)
-    return deliveries.requeue(session, failed_only=True, subscription_id=sub.id, since=since)
+def recover(
+    session: Session,
+    subscription_id: uuid.UUID,
+    since: datetime,
+    *,
+    failed_only: bool = True,
+    partner_id: uuid.UUID | None = None,
+) -> int:
+    """Send again every failed delivery created since ``since`` (every delivery, with
+    ``failed_only=False``: a partner's replay); returns how many."""
+    sub = get(session, subscription_id, partner_id)
+    return deliveries.requeue(session, failed_only=failed_only, subscription_id=sub.id, since=since)

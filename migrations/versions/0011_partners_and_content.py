@@ -15,6 +15,8 @@ Create Date: 2026-11-30 14:00:00
   and indexed here.
 """
 
+import uuid
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -162,8 +164,8 @@ def _project_existing_articles():
     conn = op.get_bind()
     rows = conn.execute(sa.text(
         "SELECT a.id FROM articles a WHERE a.published_version IS NOT NULL ORDER BY a.id")).all()
-    for (article_id,) in rows:
-        record_existing(conn, article_id)
+    for (article_id,) in rows:  # SQLite gives the id as hex text
+        record_existing(conn, article_id if isinstance(article_id, uuid.UUID) else uuid.UUID(article_id))
 
 
 def downgrade():

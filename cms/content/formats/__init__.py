@@ -22,7 +22,23 @@ FORMATS: dict[str, Callable[[EventFacts], dict[str, Any]]] = {
     "ninjs3": ninjs3.data,
 }
 
-__all__ = ["FORMATS", "EventFacts", "render"]
+__all__ = ["FORMATS", "MEDIA_TYPES", "EventFacts", "item", "render"]
+
+# What the content API answers each format with.
+MEDIA_TYPES = {
+    "json": "application/json",
+    "ninjs": "application/ninjs+json; version=2.1",
+    "ninjs3": "application/ninjs+json; version=3.1",
+}
+
+
+def item(facts: EventFacts, fmt: str) -> dict[str, Any]:
+    """The article alone in format ``fmt``, as the content API serves it: for ``json``
+    the article (what a webhook's ``data.article`` holds), else the news item."""
+    if fmt == "json":
+        assert facts.article is not None
+        return json_format.article_json(facts.article, facts.version)
+    return FORMATS[fmt](facts)
 
 
 def render(facts: EventFacts, fmt: str) -> bytes:

@@ -36,3 +36,30 @@ def timestamp(value: datetime) -> str:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def facts_of(row: Any) -> EventFacts:
+    """An outbox row (joined with its article and version) as payload facts."""
+    article = None
+    if row.article_id is not None and row.content is not None:
+        article = {
+            **row.content,
+            "id": row.article_id,
+            "state": "published",
+            "created_at": row.article_created_at,
+            "updated_at": row.occurred_at,
+            "first_published_at": row.first_published_at or row.occurred_at,
+            "published_at": row.occurred_at,
+            "updated_by": row.version_created_by,
+        }
+    return EventFacts(
+        id=row.id,
+        type=row.type,
+        occurred_at=row.occurred_at,
+        sequence=row.sequence,
+        version=row.version,
+        article_id=row.article_id,
+        subscription_id=row.subscription_id,
+        data=dict(row.data or {}),
+        article=article,
+    )

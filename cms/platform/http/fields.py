@@ -42,6 +42,15 @@ class WholeNumber(fields.Integer):
         return super()._validated(value)
 
 
+class StrictBool(fields.Boolean):
+    """JSON ``true`` or ``false`` only (marshmallow also takes 1, "yes", "on"...)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class UTCDateTime(fields.AwareDateTime):
     """An ISO 8601 datetime with an offset, normalised to UTC (year 1-9999 after conversion)."""
 

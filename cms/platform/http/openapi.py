@@ -14,7 +14,7 @@ from werkzeug.routing import Rule
 
 from cms.platform.http.fields import NonBlank, ProblemSchema, Str
 from cms.platform.http.problems import PROBLEM_JSON
-from cms.platform.http.routing import Operation
+from cms.platform.http.routing import Media, Operation
 
 bp = Blueprint("openapi", __name__)
 
@@ -29,7 +29,10 @@ ERROR_TITLES = {
     414: "URL too long",
     415: "Body is not JSON",
     422: "Validation failed (each bad field listed)",
+    410: "Withdrawn (killed): take it down",
+    406: "None of the formats asked for (Accept or format) is served here",
     428: "If-Match header required",
+    429: "Over the partner's request rate; retry after Retry-After seconds",
     503: "Database busy or unreachable; retry",
 }
 
@@ -100,15 +103,20 @@ def _new_spec() -> APISpec:
         openapi_version="3.1.0",
         plugins=[plugin],
         info={
-            "description": "Authoring API (versioned articles, editorial states) and the webhook "
-            "engine's administration (subscriptions, deliveries, events). Authenticate with "
-            "`Authorization: Bearer <API key>`. Errors are RFC 9457 problem details.",
+            "description": "Authoring API (versioned articles, editorial states), the webhook "
+            "engine's and partners' administration (`/api/v1`, newsroom API keys); the "
+            "published-content API and change feed (`/content/v1`) and partner self-service "
+            "(`/partner/v1`), with partner keys. Authenticate with "
+            "`Authorization: Bearer <key>`. Errors are RFC 9457 problem details.",
         },
         servers=[{"url": "/"}],
     )
     plugin.converter.add_attribute_function(_str_pattern)  # type: ignore[union-attr]
     plugin.converter.add_attribute_function(_property_names)  # type: ignore[union-attr]
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme(
+        "partnerKey", {"type": "http", "scheme": "bearer", "description": "A partner's own key (cmsp_…)."}
+    )
     spec.components.schema("Problem", schema=ProblemSchema)
     return spec
 
@@ -142,8 +150,12 @@ def _operation(endpoint: str, op: Operation, params: list[dict[str, Any]]) -> di
 
 
 def _add_security(operation: dict[str, Any], op: Operation) -> None:
-    """An operation with a role needs a bearer key and says which role; the others are open."""
-    if op.role is not None:
+    """An operation with a role needs a bearer key and says which role; a partner
+    operation a partner key; the others are open."""
+    if op.partner:
+        operation["security"] = [{"partnerKey": []}]
+        operation["description"] = "Partner key (`cmsp_…`). " + operation.get("description", "")
+    elif op.role is not None:
         operation["security"] = [{"bearer": []}]
         operation["description"] = f"Role: `{op.role}` or higher. " + operation.get("description", "")
     else:
@@ -163,7 +175,9 @@ def _responses(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, (description, schema) in op.responses.items():
         response: dict[str, Any] = {"description": description}
-        if schema is not None:
+        if isinstance(schema, Media):
+            response["content"] = {media: {"schema": s} for media, s in schema.types.items()}
+        elif schema is not None:
             response["content"] = {"application/json": {"schema": schema}}
         if status in op.response_headers:
             response["headers"] = op.response_headers[status]

@@ -13,11 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
 
-from cms.platform.actors import Actor, Role
+from cms.platform.actors import Actor, PartnerPrincipal, Role
 from cms.platform.extensions import db
-from cms.platform.http.problems import ApiError
+from cms.platform.http.problems import ApiError, field_errors
+
+
+@dataclass(frozen=True)
+class Media:
+    """A response served in several media types (content negotiation), a schema each
+    (a marshmallow schema, or a JSON Schema as a dict)."""
+
+    types: dict[str, Any]
 
 
 @dataclass
@@ -31,11 +39,12 @@ class Operation:
     role: Role | None
     body: Schema | None = None
     query: Schema | None = None
-    responses: dict[int, tuple[str, Schema | None]] = field(default_factory=dict)
+    responses: dict[int, tuple[str, Schema | Media | None]] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     headers: tuple[dict[str, Any], ...] = ()
     response_headers: dict[int, dict[str, Any]] = field(default_factory=dict)
     description: str | None = None
+    partner: bool = False
 
 
 def route(
@@ -45,22 +54,30 @@ def route(
     *,
     summary: str,
     role: Role | None,
-    responses: dict[int, tuple[str, Schema | None]],
+    responses: dict[int, tuple[str, Schema | Media | None]],
     body: Schema | None = None,
     query: Schema | None = None,
     errors: Iterable[int] = (),
     headers: Iterable[dict[str, Any]] = (),
     response_headers: dict[int, dict[str, Any]] | None = None,
     description: str | None = None,
+    partner: bool = False,
+    query_error_status: int = 422,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``fn`` for ``method rule``; it receives ``actor``, path args, ``body``, ``query``."""
+    """Register ``fn`` for ``method rule``; it receives ``actor``, path args, ``body``, ``query``.
+
+    ``partner``: the caller is a partner with its own key (``PartnerPrincipal`` as
+    ``actor``), rate-limited; ``role`` is then None. ``query_error_status``: the status
+    for a query that fails its schema (the partner APIs answer 400, as for a bad cursor)."""
     implied: set[int] = set(errors)
-    if role is not None:
+    if role is not None or partner:
         implied |= {401, 403}
+    if partner:
+        implied.add(429)
     if body is not None:
         implied |= {400, 413, 415, 422}
     if query is not None:
-        implied |= {400, 422}
+        implied |= {400, query_error_status}
     if "<" in rule:
         implied.add(404)
     if any(h["name"] == "If-Match" for h in headers):
@@ -81,14 +98,18 @@ def route(
             headers=tuple(headers),
             response_headers=response_headers or {},
             description=description or fn.__doc__,
+            partner=partner,
         )
 
         @functools.wraps(fn)
         def view(**path_args: Any) -> Any:
             kwargs: dict[str, Any] = dict(path_args)
-            kwargs["actor"] = authenticate(role) if role is not None else None
+            if partner:
+                kwargs["actor"] = authenticate_partner()
+            else:
+                kwargs["actor"] = authenticate(role) if role is not None else None
             if query is not None:
-                kwargs["query"] = parse_query(query)
+                kwargs["query"] = parse_query(query, query_error_status)
             if body is not None:
                 kwargs["body"] = parse_body(body)
             return fn(**kwargs)
@@ -100,8 +121,7 @@ def route(
     return decorator
 
 
-def authenticate(required: Role) -> Actor:
-    """The caller's actor; 401 without a valid key, 403 when its role is too low."""
+def _bearer_token() -> str:
     header = request.environ.get("HTTP_AUTHORIZATION", "")  # cheaper than request.headers
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -112,16 +132,31 @@ def authenticate(required: Role) -> Actor:
             "Send 'Authorization: Bearer <API key>'.",
             headers={"WWW-Authenticate": 'Bearer realm="cms"'},
         )
+    return token.strip()
+
+
+def _invalid_key(detail: str) -> ApiError:
+    return ApiError(
+        401,
+        "unauthenticated",
+        "Invalid API key",
+        detail,
+        headers={"WWW-Authenticate": 'Bearer realm="cms", error="invalid_token"'},
+    )
+
+
+PARTNER_KEY_PREFIX = "cmsp_"
+
+
+def authenticate(required: Role) -> Actor:
+    """The caller's actor; 401 without a valid key, 403 when its role is too low."""
+    token = _bearer_token()
     # The app installs the key lookup (cms.accounts): the platform knows no capability.
-    actor = current_app.extensions["cms_authenticate"](db.session, token.strip())
+    actor = current_app.extensions["cms_authenticate"](db.session, token)
     if actor is None:
-        raise ApiError(
-            401,
-            "unauthenticated",
-            "Invalid API key",
-            "The API key is unknown or has been revoked.",
-            headers={"WWW-Authenticate": 'Bearer realm="cms", error="invalid_token"'},
-        )
+        if token.startswith(PARTNER_KEY_PREFIX):
+            raise _invalid_key("This is a partner key: it works only on /content/v1 and /partner/v1.")
+        raise _invalid_key("The API key is unknown or has been revoked.")
     if not actor.can(required):
         raise ApiError(
             403,
@@ -133,6 +168,32 @@ def authenticate(required: Role) -> Actor:
         )
     g.actor = actor
     return actor
+
+
+def authenticate_partner() -> PartnerPrincipal:
+    """The calling partner; 401 without a valid partner key, 403 when the partner is
+    disabled, 429 (with Retry-After) over its request rate."""
+    token = _bearer_token()
+    principal = current_app.extensions["cms_authenticate_partner"](db.session, token)
+    if principal is None:
+        if not token.startswith(PARTNER_KEY_PREFIX):
+            raise _invalid_key("This API takes partner keys (cmsp_...); ask the newsroom for one.")
+        raise _invalid_key("The partner key is unknown or has been revoked.")
+    if not principal.enabled:
+        raise ApiError(403, "partner-disabled", "Partner disabled", "This partner account is disabled.")
+    limiter = current_app.extensions.get("cms_rate_limiter")
+    if limiter is not None:
+        wait = limiter.refused(str(principal.partner_id), principal.rate_limit_per_minute)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"This partner may make {principal.rate_limit_per_minute} requests a minute.",
+                headers={"Retry-After": str(wait)},
+            )
+    g.actor = principal
+    return principal
 
 
 def parse_body(schema: Schema) -> dict[str, Any]:
@@ -192,8 +253,19 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-def parse_query(schema: Schema) -> dict[str, Any]:
-    return schema.load(request.args.to_dict(flat=True))
+def parse_query(schema: Schema, error_status: int = 422) -> dict[str, Any]:
+    try:
+        return schema.load(request.args.to_dict(flat=True))
+    except ValidationError as exc:
+        if error_status == 422:
+            raise
+        raise ApiError(
+            error_status,
+            "invalid-query",
+            "Invalid query parameter",
+            "One or more query parameters are invalid.",
+            errors=field_errors(exc.messages),
+        ) from None
 
 
 def commit() -> None:

@@ -175,6 +175,13 @@ def test_gunicorns_own_warnings_come_out(databases: DatabaseFactory, tmp_path):
             # A long URL (over gunicorn's default 4 KB request line) gets our problem, not an HTML page.
             long = requests.get(f"http://127.0.0.1:{port}/api/v1/articles?q={'x' * 6000}", timeout=10)
             assert long.status_code == 414 and long.headers["Content-Type"] == "application/problem+json"
+            # Keep-alive (gthread workers): three requests, one after the other, on one connection.
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                answers = b""
+                for _ in range(3):
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    answers += _one_response(s)
+                assert answers.count(b"HTTP/1.1 200") == 3 and b"Connection: close" not in answers
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -187,3 +194,21 @@ def test_gunicorns_own_warnings_come_out(databases: DatabaseFactory, tmp_path):
     assert any(r["message"].startswith(("Worker exiting", "Shutting down")) for r in gunicorn), text
     [long_url] = [r for r in records if r["logger"] == "cms.access" and r["status"] == 414]
     assert long_url["path"] == "/api/v1/articles" and "q=" not in long_url["message"]  # no query string
+
+
+def _one_response(sock: socket.socket) -> bytes:
+    """Read one HTTP response (headers and its Content-Length body) from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+    )
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head + b"\r\n\r\n" + body

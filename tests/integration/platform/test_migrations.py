@@ -43,3 +43,42 @@ def test_filter_keys_are_filled_in_for_existing_articles(databases: DatabaseFact
         assert keys == ["русия", "usa"]
         db.session.remove()
         db.engine.dispose()
+
+
+def test_0011_projects_published_articles_and_numbers_their_events(databases: DatabaseFactory):
+    """Articles published before 0011 are served to partners after it, searchable, and
+    their events are in the change feed in the order they happened."""
+    from flask_migrate import downgrade
+
+    from cms.content.visibility import EVERYTHING
+    from cms.delivery import content
+    from cms.publishing import commands as publishing
+    from tests.factories import EDITOR, ArticleFactory
+
+    app = make_app(databases.fresh_url())
+    with app.app_context():
+        upgrade()
+        live = ArticleFactory.create(session=db.session, publish=True, section="World")
+        gone = ArticleFactory.create(session=db.session, publish=True)
+        publishing.kill(db.session, EDITOR, gone.id, reason="Legal")
+        ArticleFactory.create(session=db.session)  # a draft: nothing for partners
+        db.session.commit()
+        downgrade(revision="0010")
+        upgrade()
+        assert db.session.execute(text("SELECT count(*) FROM published_articles")).scalar() == 2
+        assert content.by_id(db.session, EVERYTHING, live.id).version == 1
+        killed = db.session.execute(
+            text("SELECT state, kill_reason FROM published_articles WHERE state = 'killed'")
+        ).one()
+        assert tuple(killed) == ("killed", "Legal")
+        positions = (
+            db.session.execute(text("SELECT feed_position FROM outbox_events ORDER BY occurred_at, id"))
+            .scalars()
+            .all()
+        )
+        assert positions == [1, 2, 3]
+        assert db.session.execute(text("SELECT position FROM feed_clock")).scalar() == 3
+        found, _ = content.page(db.session, EVERYTHING, content.ListQuery(limit=10, q="assassination"))
+        assert [r.article_id for r in found] == [live.id]
+        db.session.remove()
+        db.engine.dispose()

@@ -78,3 +78,20 @@ def test_content_filters() -> None:
     assert not endpoint(languages=("e",)).wants_content(article)  # a prefix only up to a "-"
     assert not endpoint(languages=("en",)).wants_content({"language": None})
     assert not endpoint(sections=frozenset({"politics"}), languages=("fr",)).wants_content(article)
+
+
+def test_a_partners_subscription_takes_only_what_the_partner_may_see() -> None:
+    """Its own filter and the partner's both apply: the narrower wins."""
+    import dataclasses
+
+    base = endpoint(sections=frozenset({"politics", "world"}))
+    partner_sub = dataclasses.replace(
+        base, partner_content=ContentFilter.of(sections=["World"], languages=["bg"])
+    )
+    assert partner_sub.wants_content({"section": "world", "language": "bg"})
+    assert not partner_sub.wants_content({"section": "politics", "language": "bg"})  # the partner's section
+    assert not partner_sub.wants_content({"section": "world", "language": "en"})  # the partner's language
+    assert base.wants_content({"section": "politics", "language": "en"})
+    # An open subscription of a filtered partner is still filtered.
+    open_sub = dataclasses.replace(endpoint(), partner_content=ContentFilter.of(tags=["Russia"]))
+    assert open_sub.wants_content({"tags": ["RUSSIA"]}) and not open_sub.wants_content({"tags": ["USA"]})
