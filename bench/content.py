@@ -92,7 +92,9 @@ def seed(url: str, count: int) -> None:
             with cur.copy("COPY seed (n, data) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cur.execute(SEED_SQL, {"count": count})
+            for statement in SEED_SQL.split(";"):
+                if statement.strip():
+                    cur.execute(statement, {"count": count} if "%(count)s" in statement else None)
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
@@ -134,9 +136,16 @@ INSERT INTO published_articles (article_id, state, version, sequence, event_id, 
 
 
 def _drive(
-    port: int, key: str | None, paths: list[str], headers: list[str], seconds: float, conc: int
+    port: int,
+    key: str | None,
+    paths: list[str],
+    headers: list[str],
+    seconds: float,
+    conc: int,
+    sweep: bool = False,
 ) -> dict:
-    """Entry point of the driver process: ``conc`` keep-alive connections for ``seconds``."""
+    """Entry point of the driver process: ``conc`` keep-alive connections for ``seconds``
+    (``sweep``: instead, each connection asks for every path once, to warm the caches)."""
 
     async def main() -> dict:
         ok, errors, lat = 0, 0, []
@@ -146,8 +155,11 @@ def _drive(
         async def one() -> None:
             nonlocal ok, errors
             conn = Connection(port, key)
-            while time.monotonic() < end:
-                i = rng.randrange(len(paths))
+            order = iter(range(len(paths))) if sweep else None
+            while time.monotonic() < end or order is not None:
+                i = rng.randrange(len(paths)) if order is None else next(order, -1)
+                if i < 0:
+                    break
                 t0 = time.perf_counter()
                 reply = await conn.request("GET", paths[i], headers=headers[i])
                 lat.append(time.perf_counter() - t0)
@@ -179,6 +191,9 @@ def phase(
     headers: list[str],
     args: argparse.Namespace,
 ) -> dict:
+    # Warm up: every connection asks for every path once (each gunicorn worker then holds
+    # the rows and rendered items of the paths its connections asked for), then a short run.
+    pool.submit(_drive, port, key, paths, headers, 0, args.concurrency, True).result()
     pool.submit(_drive, port, key, paths, headers, min(1.0, args.seconds / 4), args.concurrency).result()
     return pool.submit(_drive, port, key, paths, headers, args.seconds, args.concurrency).result()
 
@@ -379,12 +394,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--threads", type=int, default=4)
+    p.add_argument(
+        "--worker-class",
+        default="gthread",
+        choices=["gthread", "sync"],
+        help="sync closes every connection: only for comparison",
+    )
     p.add_argument("--page", type=int, default=1000, help="changes per feed page")
     p.add_argument("--queries", type=int, default=200, help="search queries (plus 20 of rare words)")
     p.add_argument("--pg-dsn", default=ADMIN_DSN)
     p.add_argument("--keep-db", action="store_true")
     args = p.parse_args(argv)
-    args.worker_class, args.preload = "gthread", False
+    args.preload = False
     return args
 
 

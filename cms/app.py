@@ -115,6 +115,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     from cms.accounts.partners import authenticate as authenticate_partner
     from cms.authoring.render_cache import RenderCache
     from cms.delivery.content import RenderedItems
+    from cms.delivery.freshness import ProjectionCache
     from cms.platform.http.limits import RateLimiter
     from cms.webhooks.monitoring import delivery_facts
 
@@ -134,7 +135,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     app.extensions["cms_content_items"] = RenderedItems(
         max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20)
     )
-    app.extensions["cms_after_commit"] = _after_commit_hooks(settings, url)
+    cache = app.extensions["cms_projection_cache"] = ProjectionCache(
+        url, settings["CMS_CONTENT_CACHE_ENTRIES"]
+    )
+    app.extensions["cms_after_commit"] = {**_after_commit_hooks(settings, url), "published": cache.invalidate}
     uow.install(db.session, _current_hooks)
 
     from cms.platform.http.problems import register_error_handlers

@@ -124,6 +124,9 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # while a cache revalidates.
     "CMS_CONTENT_MAX_AGE": (30, _int),
     "CMS_CONTENT_STALE_WHILE_REVALIDATE": (60, _int),
+    # Published-article rows an API process keeps between commits (PostgreSQL: dropped
+    # on every article event it hears of, cms.delivery.freshness); 0 disables.
+    "CMS_CONTENT_CACHE_ENTRIES": (50_000, _int),
 }
 
 

@@ -55,7 +55,8 @@ def databases(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="session")
 def app(databases: DatabaseFactory) -> Iterator[Flask]:
-    application = make_app(databases.copy_url())
+    # No content cache: it is dropped by NOTIFY at commit, and these tests never commit.
+    application = make_app(databases.copy_url(), CMS_CONTENT_CACHE_ENTRIES=0)
     yield application
     with application.app_context():
         db.engine.dispose()

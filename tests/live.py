@@ -63,6 +63,7 @@ class Live:
         return self
 
     def close(self) -> None:
+        self.app.extensions["cms_projection_cache"].stop()
         self._server.shutdown()
         self._server.server_close()
         self.http.close()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from cms.content import search
 from cms.content.models import Article, ArticleState, filter_key
 from cms.content.visibility import language_key
+from cms.platform import uow
 from cms.platform.models import Base, JSONType, UTCDateTime
 
 LIVE = text("state = 'published'")
@@ -58,17 +59,19 @@ class PublishedArticle(Base):
     updated_by: Mapped[str] = mapped_column(String(200))
     search_rowid: Mapped[int | None]  # SQLite: the row in the FTS5 index
 
-    def facts(self) -> dict[str, Any]:
-        """The head fields a partner representation shows (``EventFacts.article``)."""
-        return {
-            "id": self.article_id,
-            "state": "published",
-            "created_at": self.created_at,
-            "updated_at": self.published_at,
-            "first_published_at": self.first_published_at,
-            "published_at": self.published_at,
-            "updated_by": self.updated_by,
-        }
+
+def head(row: Any) -> dict[str, Any]:
+    """The head fields a partner representation shows (``EventFacts.article``), from a
+    row of this table."""
+    return {
+        "id": row.article_id,
+        "state": "published",
+        "created_at": row.created_at,
+        "updated_at": row.published_at,
+        "first_published_at": row.first_published_at,
+        "published_at": row.published_at,
+        "updated_by": row.updated_by,
+    }
 
 
 class PublishedTag(Base):
@@ -107,6 +110,7 @@ def record_publication(
     session.execute(delete(PublishedTag).where(PublishedTag.article_id == article.id))
     session.add_all(PublishedTag(article_id=article.id, tag_key=k) for k in tag_keys)
     search.index(session, row, content)
+    uow.after_commit(session, "published")  # this process's content cache (cms.delivery)
     return row
 
 
@@ -120,6 +124,7 @@ def record_withdrawal(session: Session, article: Article, *, event: Any) -> None
     row.event_id = event.id
     row.kill_reason = article.kill_reason
     row.changed_at = event.occurred_at
+    uow.after_commit(session, "published")
 
 
 def slug_of(session: Session, article: Article) -> str:

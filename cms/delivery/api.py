@@ -106,14 +106,18 @@ def get_article(actor: PartnerPrincipal, article_id: uuid.UUID, query: dict[str,
     """Its published version, never a later draft. 404 when it is not published (or
     outside the partner's filter); 410 when it was killed, with the reason."""
     fmt = chosen(query.get("format"))
-    return _article_response(content.by_id(db.session, audience(actor), article_id), fmt)
+    row = content.by_id(
+        db.session, audience(actor), article_id, current_app.extensions["cms_projection_cache"]
+    )
+    return _article_response(row, fmt)
 
 
 @_article_route("/articles/by-slug/<slug>", "Get a published article by its slug")
 def get_article_by_slug(actor: PartnerPrincipal, slug: str, query: dict[str, Any]) -> Response:
     """The slug of its published version."""
     fmt = chosen(query.get("format"))
-    return _article_response(content.by_slug(db.session, audience(actor), slug), fmt)
+    row = content.by_slug(db.session, audience(actor), slug, current_app.extensions["cms_projection_cache"])
+    return _article_response(row, fmt)
 
 
 @route(

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Select, exists, select, tuple_
+from sqlalchemy import Select, bindparam, exists, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
-from cms.content import formats, search
+from cms.content import formats, published, search
 from cms.content.formats import EventFacts
 from cms.content.models import ArticleState, ArticleVersion, filter_key
 from cms.content.published import PublishedArticle, PublishedTag
@@ -25,7 +25,16 @@ from cms.content.visibility import ContentFilter
 from cms.platform.caches import ByteLRU
 from cms.platform.errors import Gone, NotFound
 
-P = PublishedArticle
+P = PublishedArticle.__table__
+# What the API reads of a row (not the search index); statements built once, so
+# SQLAlchemy compiles them once and psycopg prepares them on the server.
+_ROW = select(*(c for c in P.c if c.name not in {"search", "search_rowid"}))
+_BY_ID = _ROW.where(P.c.article_id == bindparam("article_id"))
+_BY_SLUG = (
+    _ROW.where(P.c.slug == bindparam("slug"))
+    .order_by((P.c.state == "published").desc(), P.c.published_at.desc())
+    .limit(literal_column("1"))
+)
 
 
 class RenderedItems(ByteLRU):
@@ -42,14 +51,15 @@ def etag(row: Any, fmt: str) -> str:
 
 
 def _tagged(keys: list[str]) -> Any:
-    return exists().where(PublishedTag.article_id == P.article_id, PublishedTag.tag_key.in_(keys))
+    T = PublishedTag.__table__
+    return exists().where(T.c.article_id == P.c.article_id, T.c.tag_key.in_(keys))
 
 
 def _visible(audience: ContentFilter) -> list[Any]:
-    return audience.conditions(section_key=P.section_key, language=P.language, tagged=_tagged)
+    return audience.conditions(section_key=P.c.section_key, language=P.c.language, tagged=_tagged)
 
 
-def _found(row: PublishedArticle | None, audience: ContentFilter, what: str) -> PublishedArticle:
+def _found(row: Any, audience: ContentFilter, what: str) -> Any:
     """The row when the partner may see it: 404 when it is not published (never was,
     unpublished) or outside its filter, 410 when it was killed."""
     if row is None or not audience.matches_keys(row.section_key, row.tag_keys, row.language):
@@ -68,20 +78,35 @@ def _found(row: PublishedArticle | None, audience: ContentFilter, what: str) -> 
     return row
 
 
-def by_id(session: Session, audience: ContentFilter, article_id: uuid.UUID) -> PublishedArticle:
-    return _found(session.get(P, article_id), audience, f"with id {article_id}")
+def by_id(session: Session, audience: ContentFilter, article_id: uuid.UUID, cache: Rows | None = None) -> Any:
+    """A row of the projection (Core, not the ORM: this is the content API's hot path)."""
+    row = _row(session, cache, ("id", article_id), _BY_ID, {"article_id": article_id})
+    return _found(row, audience, f"with id {article_id}")
 
 
-def by_slug(session: Session, audience: ContentFilter, slug: str) -> PublishedArticle:
+def by_slug(session: Session, audience: ContentFilter, slug: str, cache: Rows | None = None) -> Any:
     """The article partners know by ``slug`` (its published version's); if two ever
     share one, the live one, then the most recently published."""
-    rows = session.scalars(
-        select(P)
-        .where(P.slug == slug)
-        .order_by((P.state == "published").desc(), P.published_at.desc())
-        .limit(1)
-    )
-    return _found(rows.first(), audience, f"with slug {slug!r}")
+    row = _row(session, cache, ("slug", slug), _BY_SLUG, {"slug": slug})
+    return _found(row, audience, f"with slug {slug!r}")
+
+
+class Rows(Protocol):
+    """Where rows may be kept between requests (``cms.delivery.freshness``)."""
+
+    def get(self, key: Hashable) -> tuple[Any, int | None]: ...
+    def put(self, key: Hashable, row: Any, token: int | None) -> None: ...
+
+
+def _row(session: Session, cache: Rows | None, key: Hashable, stmt: Any, params: dict[str, Any]) -> Any:
+    if cache is None:
+        return session.connection().execute(stmt, params).first()
+    row, token = cache.get(key)
+    if row is None:
+        row = session.connection().execute(stmt, params).first()
+        if row is not None:
+            cache.put(key, row, token)
+    return row
 
 
 @dataclass(frozen=True)
@@ -97,27 +122,27 @@ class ListQuery:
 
 def page(
     session: Session, audience: ContentFilter, query: ListQuery
-) -> tuple[list[PublishedArticle], tuple[datetime, uuid.UUID] | None]:
+) -> tuple[list[Any], tuple[datetime, uuid.UUID] | None]:
     """Live articles the partner may see, newest first (by publication), keyset-paginated."""
-    stmt: Select[Any] = select(P).where(P.state == "published", *_visible(audience))
+    stmt: Select[Any] = _ROW.where(P.c.state == "published", *_visible(audience))
     if query.section:
-        stmt = stmt.where(P.section_key == filter_key(query.section))
+        stmt = stmt.where(P.c.section_key == filter_key(query.section))
     if query.tag:
         stmt = stmt.where(_tagged([filter_key(query.tag) or ""]))
     if query.language:
         stmt = stmt.where(
             *ContentFilter.of(languages=[query.language]).conditions(
-                section_key=P.section_key, language=P.language, tagged=_tagged
+                section_key=P.c.section_key, language=P.c.language, tagged=_tagged
             )
         )
     if query.since:
-        stmt = stmt.where(P.published_at >= query.since)
+        stmt = stmt.where(P.c.published_at >= query.since)
     if query.q:
         stmt = stmt.where(search.condition(session.get_bind().dialect.name, query.q, query.language))
     if query.after is not None:
-        stmt = stmt.where(tuple_(P.published_at, P.article_id) < tuple_(*query.after))
-    stmt = stmt.order_by(P.published_at.desc(), P.article_id.desc()).limit(query.limit + 1)
-    rows = list(session.scalars(stmt))
+        stmt = stmt.where(tuple_(P.c.published_at, P.c.article_id) < tuple_(*query.after))
+    stmt = stmt.order_by(P.c.published_at.desc(), P.c.article_id.desc()).limit(query.limit + 1)
+    rows = list(session.execute(stmt))
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     return rows, ((rows[-1].published_at, rows[-1].article_id) if more and rows else None)
@@ -125,18 +150,16 @@ def page(
 
 def sync_page(
     session: Session, audience: ContentFilter, *, after: uuid.UUID | None, limit: int
-) -> tuple[list[PublishedArticle], bool]:
+) -> tuple[list[Any], bool]:
     """The change feed's initial sync: live visible articles by id; and whether more follow."""
-    stmt = select(P).where(P.state == "published", *_visible(audience))
+    stmt = _ROW.where(P.c.state == "published", *_visible(audience))
     if after is not None:
-        stmt = stmt.where(P.article_id > after)
-    rows = list(session.scalars(stmt.order_by(P.article_id).limit(limit + 1)))
+        stmt = stmt.where(P.c.article_id > after)
+    rows = list(session.execute(stmt.order_by(P.c.article_id).limit(limit + 1)))
     return rows[:limit], len(rows) > limit
 
 
-def facts(
-    row: PublishedArticle, content: dict[str, Any], event_type: str = "article.published"
-) -> EventFacts:
+def facts(row: Any, content: dict[str, Any], event_type: str = "article.published") -> EventFacts:
     """What the formats render for a live article: its published version, dated by its
     last publication, identified by its latest event."""
     return EventFacts(
@@ -146,13 +169,11 @@ def facts(
         sequence=row.sequence,
         version=row.version,
         article_id=row.article_id,
-        article={**content, **row.facts()},
+        article={**content, **published.head(row)},
     )
 
 
-def rendered(
-    session: Session, rows: Sequence[PublishedArticle], fmt: str, cache: RenderedItems | None
-) -> list[bytes]:
+def rendered(session: Session, rows: Sequence[Any], fmt: str, cache: RenderedItems | None) -> list[bytes]:
     """Each row's item in ``fmt`` as JSON bytes; snapshots are read (one query) only for
     items the cache lacks."""
     cache = cache if cache is not None else RenderedItems(0)
@@ -171,9 +192,7 @@ def _dumps(item: dict[str, Any]) -> bytes:
     return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def snapshot_data(
-    session: Session, rows: Sequence[PublishedArticle]
-) -> dict[tuple[uuid.UUID, int], dict[str, Any]]:
+def snapshot_data(session: Session, rows: Sequence[Any]) -> dict[tuple[uuid.UUID, int], dict[str, Any]]:
     if not rows:
         return {}
     V = ArticleVersion

@@ -20,12 +20,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import psycopg
 from flask import Flask
-from sqlalchemy.engine import make_url
 
 from cms.events.outbox import NOTIFY_CHANNEL
-from cms.platform import logs, metrics
+from cms.platform import logs, metrics, notifications
 from cms.platform.broker import DELIVER_TASK, DELIVERIES_QUEUE, RELAY_TASK, RETRIES_QUEUE
 from cms.platform.clock import utcnow
 from cms.platform.extensions import db
@@ -103,18 +101,22 @@ class Runtime:
     # ------------------------------------------------------------ listening
 
     def _listen(self, url: str) -> None:
-        """Wake the relay whenever a transaction commits outbox events (PostgreSQL NOTIFY).
-        A lost connection raises, and the supervisor connects again after a backoff."""
-        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True, application_name="cms-worker-listener") as conn:
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        """Wake the relay whenever a transaction commits outbox events (PostgreSQL NOTIFY)."""
+
+        def connected() -> None:
             state = self.threads.get("outbox-listener")  # (not yet there on the very first call)
             if state is not None:
                 state.recovered()  # this step only returns when stopping
             self._wake.set()  # catch up on whatever committed while we were not listening
-            while not self._stopping.is_set():
-                for _notify in conn.notifies(timeout=1.0):
-                    self._wake.set()
+
+        notifications.listen(
+            url,
+            NOTIFY_CHANNEL,
+            application_name="cms-worker-listener",
+            connected=connected,
+            notified=self._wake.set,
+            stopping=self._stopping,
+        )
 
     def _relay_round(self) -> None:
         if self._wake.wait(timeout=1.0):

@@ -104,3 +104,17 @@ def test_redeliver_never_touches_a_delivery_in_flight(committed_app):
     assert states == {held.delivery_id: "in_flight", failed.delivery_id: "pending"}
     reply = client.post(f"/api/v1/deliveries/{held.delivery_id}/redeliver", headers=admin)
     assert reply.status_code == 409
+
+
+def test_partners_from_the_command_line(committed_app):
+    partner_id = cli(committed_app, "partners", "create", "--name", "Dnevnik", "--email", "t@dnevnik.example",
+                     "--section", "World", "--language", "bg").strip()  # fmt: skip
+    [listed] = [json.loads(line) for line in cli(committed_app, "partners", "list", "--json").splitlines()]
+    assert listed["id"] == partner_id and listed["sections"] == ["World"] and listed["languages"] == ["bg"]
+    assert "sees: World, bg" in cli(committed_app, "partners", "list")
+    key = cli(committed_app, "partners", "create-key", partner_id).strip().splitlines()[-1]
+    assert key.startswith("cmsp_")
+    me = committed_app.test_client().get("/partner/v1/me", headers={"Authorization": f"Bearer {key}"})
+    assert me.status_code == 200 and me.get_json()["name"] == "Dnevnik"
+    missing = committed_app.test_cli_runner().invoke(args=["partners", "create-key", str(uuid.uuid4())])
+    assert missing.exit_code != 0 and "No partner" in missing.output

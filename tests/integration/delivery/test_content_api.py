@@ -257,3 +257,26 @@ def test_a_search_with_nothing_to_look_for_gets_an_empty_page(live, q):
     live.article(section=partner.section)
     r = partner.get("/content/v1/articles", params={"q": q})
     assert r.status_code == 200 and r.json() == {"items": [], "format": "json", "next_cursor": None}
+
+
+def test_a_change_committed_by_another_process_reaches_the_cache_at_once(live):
+    """The API keeps rows between commits; a commit anywhere (NOTIFY) drops them."""
+    from cms.platform.extensions import db
+    from cms.publishing import commands as publishing
+    from tests.factories import EDITOR, make_app
+    from tests.helpers import eventually
+
+    partner = live.partner()
+    article = live.article(section=partner.section)
+    path = f"/content/v1/articles/{article['id']}"
+    cache = live.app.extensions["cms_projection_cache"]
+    assert partner.get(path).status_code == 200
+    if cache.enabled:  # PostgreSQL: the listener is up, and the row is kept
+        eventually(lambda: cache.get(("id", uuid.UUID(article["id"])))[1] is not None, what="the listener")
+        assert partner.get(path).status_code == 200
+        assert cache.get(("id", uuid.UUID(article["id"])))[0] is not None
+    other = make_app(live.app.config["SQLALCHEMY_DATABASE_URI"])  # another API process, as it were
+    with other.app_context():
+        publishing.kill(db.session, EDITOR, uuid.UUID(article["id"]), reason="Legal")
+        db.engine.dispose()
+    eventually(lambda: partner.get(path).status_code == 410, timeout=10, what="the kill to be served")
