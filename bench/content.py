@@ -41,6 +41,7 @@ from typing import Any
 import psycopg
 from authoring import (  # the shared bench plumbing (same directory)
     ADMIN_DSN,
+    RESULTS_DIR,
     ROOT,
     Connection,
     Gunicorn,
@@ -412,7 +413,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     result = run(parse_args(argv))
     print_table(result)
-    print(json.dumps(result))
+    RESULTS_DIR.mkdir(exist_ok=True)
+    saved = RESULTS_DIR / f"content-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    saved.write_text(json.dumps(result, indent=2))
+    print(f"(saved {saved.relative_to(ROOT)})")
     return 0
 
 

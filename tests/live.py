@@ -117,6 +117,17 @@ class Live:
             db.session.commit()
         return written
 
+    def claim(self) -> list[Any]:
+        """Claim what may be sent now, as the sweep does (nothing is sent)."""
+        from cms.platform.clock import utcnow
+        from cms.webhooks import dispatch
+        from cms.webhooks.policy import policy as policy_from_config
+
+        with self.app.app_context():
+            jobs = dispatch.claim(db.session, utcnow(), policy_from_config(self.app.config))
+            db.session.commit()
+        return jobs
+
     def act(self, article_id: str, action: str, **body: Any) -> dict[str, Any]:
         return self.api("POST", f"/articles/{article_id}/{action}", 200, json=body).json()
 

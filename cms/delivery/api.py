@@ -9,6 +9,7 @@ partner sees depends on its key).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -45,14 +46,21 @@ IF_NONE_MATCH = {
 
 
 def audience(actor: PartnerPrincipal) -> ContentFilter:
-    return ContentFilter.of(actor.sections, actor.tags, actor.languages)
+    return _audience(actor.sections, actor.tags, actor.languages)
+
+
+@functools.lru_cache(maxsize=1024)
+def _audience(sections: tuple[str, ...], tags: tuple[str, ...], languages: tuple[str, ...]) -> ContentFilter:
+    return ContentFilter.of(sections, tags, languages)
 
 
 def _cache_control() -> str:
-    fresh, stale = (
-        current_app.config["CMS_CONTENT_MAX_AGE"],
-        current_app.config["CMS_CONTENT_STALE_WHILE_REVALIDATE"],
-    )
+    config = current_app.config
+    return _cache_control_of(config["CMS_CONTENT_MAX_AGE"], config["CMS_CONTENT_STALE_WHILE_REVALIDATE"])
+
+
+@functools.cache
+def _cache_control_of(fresh: int, stale: int) -> str:
     return f"max-age={fresh}, stale-while-revalidate={stale}"
 
 
@@ -64,7 +72,7 @@ def _article_response(row: Any, fmt: str) -> Response:
     tag = content.etag(row, fmt)
     headers = {
         "ETag": tag,
-        "Last-Modified": http_date(row.changed_at),
+        "Last-Modified": _http_date(row.changed_at),
         "Cache-Control": _cache_control(),
         "Vary": "Accept, Authorization",
     }
@@ -74,12 +82,18 @@ def _article_response(row: Any, fmt: str) -> Response:
     return Response(body, status=200, headers=headers, content_type=MEDIA_TYPES[fmt])
 
 
+@functools.lru_cache(maxsize=4096)
+def _http_date(value: datetime) -> str:
+    return http_date(value)
+
+
 def _not_modified(tag: str, changed_at: datetime) -> bool:
     """``If-None-Match`` decides when sent (weak comparison, RFC 9110 13.1.2); else
     ``If-Modified-Since`` (whole seconds)."""
     environ = request.environ
-    if "HTTP_IF_NONE_MATCH" in environ:
-        return request.if_none_match.contains_weak(tag.strip('"'))
+    if (given := environ.get("HTTP_IF_NONE_MATCH")) is not None:
+        # A poller sends back the one ETag it was given: no parsing for that.
+        return given == tag or request.if_none_match.contains_weak(tag.strip('"'))
     since = request.if_modified_since if "HTTP_IF_MODIFIED_SINCE" in environ else None
     return since is not None and changed_at.replace(microsecond=0) <= since
 

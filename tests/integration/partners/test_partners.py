@@ -181,3 +181,19 @@ def test_a_partner_over_its_rate_gets_429_with_retry_after(live):
 def test_content_routes_need_a_partner_key(live, header):
     r = live.http.get(f"{live.url}/content/v1/articles", headers={"Authorization": header} if header else {})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_disabled_partners_webhooks_wait_and_go_when_it_is_enabled_again(live):
+    partner = live.partner()
+    sub = partner.call("POST", "/partner/v1/subscriptions", json={"url": "https://93.184.215.14/p"}).json()
+    live.claim()  # (nothing of anyone else's left to claim)
+    live.api("PATCH", f"/partners/{partner.id}", 200, json={"enabled": False})
+    live.article(section=partner.section)
+    assert live.relay() == 1
+    [waiting] = live.api("GET", f"/deliveries?subscription_id={sub['id']}", 200).json()["items"]
+    assert waiting["status"] == "pending" and live.claim() == []
+    live.api("PATCH", f"/partners/{partner.id}", 200, json={"enabled": True})
+    assert [job.subscription_id for job in live.claim()] == [uuid.UUID(sub["id"])]
+    # Outside the partner's filter, its subscription gets nothing, whatever its own filter.
+    live.article(section="elsewhere")
+    assert live.relay() == 0
