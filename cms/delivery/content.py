@@ -7,13 +7,13 @@ to every route, and an article outside it answers exactly as one that does not e
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import Select, bindparam, exists, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -189,7 +189,7 @@ def rendered(session: Session, rows: Sequence[Any], fmt: str, cache: RenderedIte
 
 
 def _dumps(item: dict[str, Any]) -> bytes:
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(item)
 
 
 def snapshot_data(session: Session, rows: Sequence[Any]) -> dict[tuple[uuid.UUID, int], dict[str, Any]]:

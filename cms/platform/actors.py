@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Role(enum.StrEnum):
@@ -51,7 +51,7 @@ class PartnerPrincipal:
     tags: tuple[str, ...]
     languages: tuple[str, ...]
     rate_limit_per_minute: int
-    cursor_key: bytes
+    cursor_key: bytes = field(repr=False)  # signs its feed cursors: never in a log line
 
     @property
     def label(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,14 +36,15 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...]
     event_types: tuple[str, ...]
     content: ContentFilter
-    key: bytes
-    previous_key: bytes | None
+    # Secrets stay out of reprs, hence out of any log line or traceback that shows one.
+    key: bytes = field(repr=False)
+    previous_key: bytes | None = field(repr=False)
     previous_until: datetime | None
     # A partner's subscription: the partner's own filter narrows it too, and its
     # webhooks carry the partner's change-feed cursor (signed with cursor_key).
     partner_id: uuid.UUID | None = None
     partner_content: ContentFilter | None = None
-    cursor_key: bytes | None = None
+    cursor_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, s: Subscription, partner: Any = None) -> Endpoint:
