@@ -191,12 +191,25 @@ def phase(
     paths: list[str],
     headers: list[str],
     args: argparse.Namespace,
+    warm: bool = True,
 ) -> dict:
     # Warm up: every connection asks for every path once (each gunicorn worker then holds
     # the rows and rendered items of the paths its connections asked for), then a short run.
-    pool.submit(_drive, port, key, paths, headers, 0, args.concurrency, True).result()
+    if warm:
+        pool.submit(_drive, port, key, paths, headers, 0, args.concurrency, True).result()
     pool.submit(_drive, port, key, paths, headers, min(1.0, args.seconds / 4), args.concurrency).result()
     return pool.submit(_drive, port, key, paths, headers, args.seconds, args.concurrency).result()
+
+
+def mean_of(runs: list[dict]) -> dict:
+    """Requests/s averaged over the runs of one kind; latencies and errors of all of them."""
+    return {
+        "requests_per_s": round(statistics.fmean(r["requests_per_s"] for r in runs), 1),
+        "runs": [r["requests_per_s"] for r in runs],
+        "errors": sum(r["errors"] for r in runs),
+        "p50_ms": max(r["p50_ms"] for r in runs),
+        "p99_ms": max(r["p99_ms"] for r in runs),
+    }
 
 
 def api(port: int, method: str, path: str, key: str, body: Any = None, headers: str = "") -> Any:
@@ -326,12 +339,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cursor_secret = conn.execute("SELECT cursor_secret FROM partners").fetchone()[0]
         paths = [f"/content/v1/articles/{i}" for i in ids]
         etag = api(app.port, "GET", paths[0], key).headers["etag"]  # every article is at v1.1
-        out["bare_ping"] = phase(pool, bare.port, None, ["/ping"], [""], args)
-        out["full_read"] = phase(pool, app.port, key, paths, [""] * len(paths), args)
-        out["revalidate_304"] = phase(
-            pool, app.port, key, paths, [f"If-None-Match: {etag}\r\n"] * len(paths), args
-        )
-        out["bare_ping_again"] = phase(pool, bare.port, None, ["/ping"], [""], args)
+        # A-B-C-C-B-A: each kind measured twice, in opposite orders, then averaged, so
+        # a machine that speeds up or slows down during the run favours none of them.
+        kinds = {
+            "bare_ping": (bare.port, None, ["/ping"], [""]),
+            "full_read": (app.port, key, paths, [""] * len(paths)),
+            "revalidate_304": (app.port, key, paths, [f"If-None-Match: {etag}\r\n"] * len(paths)),
+        }
+        runs: dict[str, list[dict]] = {name: [] for name in kinds}
+        for name in [*kinds, *reversed(kinds)]:
+            runs[name].append(phase(pool, *kinds[name], args, warm=not runs[name]))
+        for name, measured in runs.items():
+            out[name] = mean_of(measured)
+        out["bare_ping_again"] = runs["bare_ping"][1]
+        out["bare_ping"] = runs["bare_ping"][0]
         ceiling = (out["bare_ping"]["requests_per_s"] + out["bare_ping_again"]["requests_per_s"]) / 2
         out["read_ratio"] = round(out["full_read"]["requests_per_s"] / ceiling, 3)
         out["revalidate_ratio"] = round(out["revalidate_304"]["requests_per_s"] / ceiling, 3)
@@ -372,7 +393,7 @@ def print_table(r: dict[str, Any]) -> None:
         print(
             f"  {label:31} {p['requests_per_s']:9.1f}/s  = {r[ratio]:.2f} of bare"
             f" (target {target}: {verdict});"
-            f" p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, errors {p['errors']}"
+            f" runs {p['runs']}; p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, errors {p['errors']}"
         )
     f = r["feed"]
     print(
