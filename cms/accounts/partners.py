@@ -18,12 +18,11 @@ from cms.accounts.keys import MAX_KEY_LENGTH, ActorCache, hash_key
 from cms.accounts.models import Partner, PartnerKey
 from cms.content.visibility import clean_names
 from cms.platform import pagination, uow
-from cms.platform.actors import PartnerPrincipal
+from cms.platform.actors import PARTNER_KEY_PREFIX, PartnerPrincipal
 from cms.platform.clock import utcnow
 from cms.platform.errors import NotFound
 from cms.platform.uow import command
 
-PARTNER_KEY_PREFIX = "cmsp_"
 DISPLAY_PREFIX_LENGTH = 13  # "cmsp_" + 8 characters
 FILTERS = ("sections", "tags", "languages")
 SETTINGS = ("name", "email", "enabled", "max_subscriptions", "rate_limit_per_minute")

@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, request
 from werkzeug.http import http_date
 
@@ -173,11 +174,11 @@ def list_articles(actor: PartnerPrincipal, query: dict[str, Any]) -> Response:
 
 def _page(items: list[bytes], fmt: str, cursor: str | None) -> Response:
     """The list's JSON, assembled from the items' cached bytes."""
-    tail = f'],"format":"{fmt}","next_cursor":{_json_str(cursor)}}}'
-    body = b'{"items":[' + b",".join(items) + tail.encode()
+    body = json_page("items", items, {"format": fmt, "next_cursor": cursor})
     headers = {"Cache-Control": _cache_control(), "Vary": "Accept, Authorization"}
     return Response(body, status=200, headers=headers, content_type="application/json")
 
 
-def _json_str(value: str | None) -> str:
-    return "null" if value is None else f'"{value}"'  # cursors are [0-9a-f.]: nothing to escape
+def json_page(name: str, items: list[bytes], rest: dict[str, Any]) -> bytes:
+    """``{name: [items...], **rest}`` from items already serialised (cached bytes)."""
+    return b'{"' + name.encode() + b'":[' + b",".join(items) + b"]," + orjson.dumps(rest)[1:]

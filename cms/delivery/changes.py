@@ -44,7 +44,7 @@ class Page:
     more: bool = False
 
 
-def _change(key: bytes, position_cursor: str, facts: Any, fmt: str) -> bytes:
+def _change(position_cursor: str, facts: Any, fmt: str) -> bytes:
     data = formats.FORMATS[fmt](facts)
     change = {
         "cursor": position_cursor,
@@ -83,9 +83,7 @@ def _sync(
     page = Page(syncing=more, more=more)
     for row in rows:
         here = feed.encode(key, feed.Cursor(snapshot, syncing=True, after_article=row.article_id))
-        page.changes.append(
-            _change(key, here, content.facts(row, snapshots[(row.article_id, row.version)]), fmt)
-        )
+        page.changes.append(_change(here, content.facts(row, snapshots[(row.article_id, row.version)]), fmt))
     if more:
         page.next = feed.encode(key, feed.Cursor(snapshot, syncing=True, after_article=rows[-1].article_id))
     else:
@@ -100,5 +98,5 @@ def _log(session: Session, key: bytes, audience: ContentFilter, after: int, limi
     page = Page(more=more, next=feed.log_cursor(key, rows[-1].feed_position if rows else after))
     for row in rows:
         if row.content is not None and audience.matches(row.content):
-            page.changes.append(_change(key, feed.log_cursor(key, row.feed_position), facts_of(row), fmt))
+            page.changes.append(_change(feed.log_cursor(key, row.feed_position), facts_of(row), fmt))
     return page

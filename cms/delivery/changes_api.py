@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from cms.delivery import changes
-from cms.delivery.api import audience
+from cms.delivery.api import audience, json_page
 from cms.delivery.negotiation import chosen
 from cms.delivery.schemas import ChangesPageSchema, ChangesQuerySchema
 from cms.events import feed
@@ -42,13 +42,9 @@ def read_changes(actor: PartnerPrincipal, query: dict[str, Any]) -> Response:
     fmt = chosen(query.get("format"))
     cursor = feed.decode(actor.cursor_key, query["after"]) if "after" in query else None
     page = changes.read(db.session, actor.cursor_key, audience(actor), cursor, query["limit"], fmt)
-    head = b'{"changes":[' + b",".join(page.changes)
-    tail = (
-        f'],"next":"{page.next}","syncing":{str(page.syncing).lower()},'
-        f'"more":{str(page.more).lower()},"format":"{fmt}"}}'
-    )
+    rest = {"next": page.next, "syncing": page.syncing, "more": page.more, "format": fmt}
     return Response(
-        head + tail.encode(),
+        json_page("changes", page.changes, rest),
         status=200,
         content_type="application/json",
         headers={"Cache-Control": "no-cache", "Vary": "Accept, Authorization"},

@@ -37,6 +37,10 @@ class Actor:
 SYSTEM = Actor(key_id=None, name="system", role=Role.ADMIN)
 
 
+# Partner keys start with this (authoring keys with "cms_"): each lookup refuses the other's.
+PARTNER_KEY_PREFIX = "cmsp_"
+
+
 @dataclass(frozen=True, slots=True)
 class PartnerPrincipal:
     """A partner calling with one of its own keys (content API, self-service).

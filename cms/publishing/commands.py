@@ -26,6 +26,7 @@ from cms.events.outbox import EventType, record
 from cms.platform.actors import Actor, Role
 from cms.platform.clock import utcnow
 from cms.platform.errors import InvalidTransition, NotFound, Unprocessable
+from cms.platform.text import trim
 from cms.platform.uow import command
 
 
@@ -142,7 +143,7 @@ def kill(
     session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str
 ) -> Transition:
     """Withdraw for legal or ethical reasons: terminal except for an admin."""
-    if not reason or not reason.strip():
+    if not reason or not trim(reason):
         raise Unprocessable("Killing an article requires a reason.", field="reason")
     article, latest = articles.lock_with_latest(session, article_id)
     if article.state == ArticleState.KILLED:
@@ -152,8 +153,8 @@ def kill(
             "A draft that was never published cannot be killed; there is nothing to withdraw.",
             state=article.state,
         )
-    article.kill_reason = reason.strip()
-    event = _withdraw(session, actor, article, ArticleState.KILLED, EventType.KILLED, reason.strip())
+    article.kill_reason = trim(reason)
+    event = _withdraw(session, actor, article, ArticleState.KILLED, EventType.KILLED, trim(reason))
     return Transition(article, event, latest)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from cms.platform import pagination
+from cms.platform.text import trim
 
 # An absolute http(s) URL with a host, no spaces or control characters. The same
 # expression is the OpenAPI pattern, so the document and the server agree exactly.
@@ -62,18 +63,11 @@ class UTCDateTime(fields.AwareDateTime):
             raise ValidationError("Out of the supported date range.") from None
 
 
-# White space as JSON Schema's (ECMA-262) \s means it, which the OpenAPI document's
-# patterns use: Python's str.strip() also strips \x1c-\x1f and \x85, which \s does not.
-ECMA_WHITE_SPACE = "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
-    "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-
-
 class NonBlank(validate.Validator):
     error = "Must not be blank."
 
     def __call__(self, value: str) -> str:
-        if not value.strip(ECMA_WHITE_SPACE):
+        if not trim(value):
             raise ValidationError(self.error)
         return value
 

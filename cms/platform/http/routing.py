@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
-from cms.platform.actors import Actor, PartnerPrincipal, Role
+from cms.platform.actors import PARTNER_KEY_PREFIX, Actor, PartnerPrincipal, Role
 from cms.platform.extensions import db
 from cms.platform.http.problems import ApiError, field_errors
 
@@ -143,9 +143,6 @@ def _invalid_key(detail: str) -> ApiError:
         detail,
         headers={"WWW-Authenticate": 'Bearer realm="cms", error="invalid_token"'},
     )
-
-
-PARTNER_KEY_PREFIX = "cmsp_"
 
 
 def authenticate(required: Role) -> Actor:

@@ -49,8 +49,17 @@ def test_admins_manage_partners_and_their_keys(live):
     refused = live.http.get(f"{live.url}/partner/v1/me", headers=auth)
     assert refused.status_code == 401 and refused.headers["Content-Type"] == "application/problem+json"
     assert live.api("GET", f"/partners/{pid}/keys", 200).json()["items"] == []
+    key2 = live.api("POST", f"/partners/{pid}/keys", 201, json={"name": "second"}).json()["key"]
+    sub = live.http.post(
+        f"{live.url}/partner/v1/subscriptions",
+        json={"url": "https://93.184.215.14/dnevnik"},
+        headers={"Authorization": f"Bearer {key2}"},
+    ).json()
     live.api("DELETE", f"/partners/{pid}", 204)
     live.api("GET", f"/partners/{pid}", 404)
+    live.api("GET", f"/subscriptions/{sub['id']}", 404)  # its subscriptions go with it
+    gone = live.http.get(f"{live.url}/partner/v1/me", headers={"Authorization": f"Bearer {key2}"})
+    assert gone.status_code == 401  # and its keys
     bad = live.api("POST", "/partners", 422, json={"name": "x", "email": "not an email"}).json()
     assert bad["errors"][0]["field"] == "email"
 
