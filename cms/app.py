@@ -64,6 +64,14 @@ def _after_commit_hooks(settings: Mapping[str, Any], url: str) -> dict[str, Call
     return hooks
 
 
+def _database_facts(session: Any) -> dict[str, Any]:
+    """What /metrics reads from the database at scrape time."""
+    from cms.publishing.scheduler import lag
+    from cms.webhooks.monitoring import delivery_facts
+
+    return {**delivery_facts(session), "schedule_lag": lag(session)}
+
+
 def _current_hooks() -> Mapping[str, Callable[[], None]]:
     return current_app.extensions.get("cms_after_commit", {}) if current_app else {}
 
@@ -117,7 +125,6 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     from cms.delivery.content import RenderedItems
     from cms.delivery.freshness import ProjectionCache
     from cms.platform.http.limits import RateLimiter
-    from cms.webhooks.monitoring import delivery_facts
 
     auth_cache = app.extensions["cms_auth_cache"] = ActorCache(
         ttl=settings["CMS_AUTH_CACHE_SECONDS"], max_entries=settings["CMS_AUTH_CACHE_ENTRIES"]
@@ -130,7 +137,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
     )
     app.extensions["cms_authenticate_partner"] = functools.partial(authenticate_partner, cache=partner_cache)
     app.extensions["cms_rate_limiter"] = RateLimiter(settings["CMS_RATE_LIMIT_STORAGE"])
-    app.extensions["cms_database_facts"] = delivery_facts
+    app.extensions["cms_database_facts"] = _database_facts
     app.extensions["cms_render_cache"] = RenderCache(max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20))
     app.extensions["cms_content_items"] = RenderedItems(
         max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20)

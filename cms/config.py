@@ -109,6 +109,10 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Periodic (Celery beat) relay of the outbox and sweep of due retries / expired leases.
     "CMS_RELAY_INTERVAL": (2.0, float),
     "CMS_SWEEP_INTERVAL": (1.0, float),
+    # Beat asks for due scheduled actions this often (seconds); one that runs more
+    # than the grace period after its time is counted as late (it still runs).
+    "CMS_SCHEDULE_INTERVAL": (1.0, float),
+    "CMS_SCHEDULE_GRACE_SECONDS": (60.0, float),
     # Attempt rows of finished deliveries older than this are pruned (hourly, by
     # beat; `cms deliveries prune` by hand). 0 keeps them for ever.
     "CMS_DELIVERY_LOG_DAYS": (90.0, float),

@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "cms.authoring.models",
     "cms.events.models",
     "cms.webhooks.models",
+    "cms.publishing.models",
 )
 
 

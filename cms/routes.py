@@ -20,6 +20,8 @@ def register_api(app: Flask) -> None:
     from cms.partners import subscriptions_api as partner_subscriptions
     from cms.platform.http import docs, health, index, observability, openapi
     from cms.publishing import api as publishing
+    from cms.publishing import embargo_api as embargo
+    from cms.publishing import schedule_api as scheduling
     from cms.webhooks import deliveries_api as deliveries
     from cms.webhooks import events_api as events
     from cms.webhooks import subscriptions_api as subscriptions
@@ -29,6 +31,8 @@ def register_api(app: Flask) -> None:
         articles,
         versions,
         publishing,
+        scheduling,
+        embargo,
         subscriptions,
         deliveries,
         events,

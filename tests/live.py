@@ -117,6 +117,22 @@ class Live:
             db.session.commit()
         return written
 
+    def ready(self) -> list[Any]:
+        """Relay, then claim: every job that may be sent now (nothing is sent)."""
+        from cms.platform.clock import utcnow
+        from cms.webhooks import fanout
+        from cms.webhooks.endpoints import EndpointCache
+        from cms.webhooks.policy import policy as policy_from_config
+
+        jobs: list[Any] = []
+        with self.app.app_context():
+            policy = policy_from_config(self.app.config)
+            while (done := fanout.relay(db.session, utcnow(), policy, EndpointCache())).event_ids:
+                db.session.commit()
+                jobs += done.jobs
+            db.session.commit()
+        return jobs + self.claim()
+
     def claim(self) -> list[Any]:
         """Claim what may be sent now, as the sweep does (nothing is sent)."""
         from cms.platform.clock import utcnow
@@ -127,6 +143,26 @@ class Live:
             jobs = dispatch.claim(db.session, utcnow(), policy_from_config(self.app.config))
             db.session.commit()
         return jobs
+
+    def succeed(self, jobs: list[Any]) -> None:
+        """Record each job as delivered (2xx), as the engine does after sending it."""
+        from cms.platform.clock import utcnow
+        from cms.webhooks import outcomes
+        from cms.webhooks.policy import policy as policy_from_config
+        from cms.webhooks.transport.sender import Result
+
+        with self.app.app_context():
+            now = utcnow()
+            results = [Result(job, now, 5.0, status_code=200, error=None, excerpt="{}") for job in jobs]
+            outcomes.record(db.session, results, now, policy_from_config(self.app.config))
+            db.session.commit()
+
+    def fire(self) -> list[Any]:
+        """Run the scheduled actions that are due, as the worker's scheduler task does."""
+        from cms.publishing import scheduler
+
+        with self.app.app_context():
+            return scheduler.run_due(db.session, grace_seconds=scheduler.grace(self.app.config))
 
     def act(self, article_id: str, action: str, **body: Any) -> dict[str, Any]:
         return self.api("POST", f"/articles/{article_id}/{action}", 200, json=body).json()

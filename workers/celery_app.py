@@ -14,6 +14,7 @@ from cms.platform.broker import (
     PRUNE_TASK,
     QUEUES,
     RELAY_TASK,
+    SCHEDULE_TASK,
     SWEEP_TASK,
     TASK_QUEUES,
     broker_settings,
@@ -25,6 +26,7 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
     app = Celery("cms", set_as_current=False)
     relay_every = float(settings["CMS_RELAY_INTERVAL"])
     sweep_every = float(settings["CMS_SWEEP_INTERVAL"])
+    schedule_every = float(settings["CMS_SCHEDULE_INTERVAL"])
     var = Path(settings["CMS_VAR_DIR"]).resolve()
     app.conf.update(
         **broker_settings(
@@ -69,6 +71,13 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
                 "task": SWEEP_TASK,
                 "schedule": sweep_every,
                 "options": {"expires": max(sweep_every * 5, 10)},
+            },
+            # Scheduled publishes and embargo lifts: the database holds them, this
+            # only asks for what is due (any number of beats or workers: each runs once).
+            "run-schedule": {
+                "task": SCHEDULE_TASK,
+                "schedule": schedule_every,
+                "options": {"expires": max(schedule_every * 5, 5)},
             },
             "prune-delivery-log": {
                 "task": PRUNE_TASK,

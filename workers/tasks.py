@@ -3,7 +3,8 @@
 ``cms.relay`` (after a publish, and periodically) fans events out and sends;
 ``cms.deliver`` sends a batch another process claimed; ``cms.sweep``
 (periodically) re-sends expired leases and due retries; ``cms.prune-delivery-log``
-(hourly) expires old attempt rows. All of them are safe to run twice: the
+(hourly) expires old attempt rows; ``cms.run-schedule`` (every second) runs due
+scheduled actions. All of them are safe to run twice: the
 database decides what is claimable.
 """
 
@@ -20,7 +21,9 @@ from flask import Flask
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from cms.platform import logs
-from cms.platform.broker import DELIVER_TASK, PRUNE_TASK, RELAY_TASK, SWEEP_TASK, TASK_QUEUES
+from cms.platform.broker import DELIVER_TASK, PRUNE_TASK, RELAY_TASK, SCHEDULE_TASK, SWEEP_TASK, TASK_QUEUES
+from cms.platform.extensions import db
+from cms.publishing import scheduler
 from cms.webhooks import engine as runtime
 from cms.webhooks import prune as retention
 
@@ -69,6 +72,14 @@ def sweep() -> int:
 @shared_task(name=PRUNE_TASK)
 def prune_delivery_log() -> int:
     return retention.prune(runtime.get_runtime(_make_app, _send_task).app)
+
+
+@shared_task(name=SCHEDULE_TASK)
+def run_schedule() -> int:
+    """Due scheduled publishes, unpublishes and embargo lifts (each runs once, whoever asks)."""
+    app = runtime.get_runtime(_make_app, _send_task).app
+    with app.app_context():
+        return len(scheduler.run_due(db.session, grace_seconds=scheduler.grace(app.config)))
 
 
 @setup_logging.connect

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cms.content.visibility import ContentFilter
@@ -44,6 +44,8 @@ class Partner(Base):
     languages: Mapped[list[str]] = mapped_column(JSONType)
     max_subscriptions: Mapped[int]
     rate_limit_per_minute: Mapped[int]
+    # Trusted with stories before their embargo lifts (content API, feed, "send" webhooks).
+    receives_embargoed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Signs the partner's change-feed cursors (HMAC): a cursor of another partner,
     # or one made up, does not verify. Never shown.
     cursor_secret: Mapped[str] = mapped_column(String(64))

@@ -25,7 +25,7 @@ from cms.platform.uow import command
 
 DISPLAY_PREFIX_LENGTH = 13  # "cmsp_" + 8 characters
 FILTERS = ("sections", "tags", "languages")
-SETTINGS = ("name", "email", "enabled", "max_subscriptions", "rate_limit_per_minute")
+SETTINGS = ("name", "email", "enabled", "max_subscriptions", "rate_limit_per_minute", "receives_embargoed")
 
 
 def get(session: Session, partner_id: uuid.UUID) -> Partner:
@@ -47,6 +47,7 @@ def create(session: Session, fields: Mapping[str, Any], defaults: Mapping[str, i
         **{name: clean_names(fields.get(name)) for name in FILTERS},
         max_subscriptions=fields.get("max_subscriptions") or defaults["max_subscriptions"],
         rate_limit_per_minute=fields.get("rate_limit_per_minute") or defaults["rate_limit_per_minute"],
+        receives_embargoed=bool(fields.get("receives_embargoed", False)),
         cursor_secret=secrets.token_hex(32),
         created_at=now,
         updated_at=now,
@@ -161,6 +162,7 @@ def authenticate(session: Session, raw: str, cache: ActorCache | None = None) ->
         tags=tuple(partner.tags),
         languages=tuple(partner.languages),
         rate_limit_per_minute=partner.rate_limit_per_minute,
+        receives_embargoed=partner.receives_embargoed,
         cursor_key=partner.cursor_key(),
     )
     if cache is not None:

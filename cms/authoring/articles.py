@@ -145,6 +145,7 @@ def create(
         updated_at=now,
         first_published_at=None,
         published_at=None,
+        embargo_until=None,
         updated_by=actor.label,
         content=data,
     )

@@ -33,6 +33,7 @@ class RenderCache:
             item.updated_at,
             item.published_at,
             item.kill_reason,
+            item.embargo_until,
         )
         body = self._bodies.get(key)
         if body is None:

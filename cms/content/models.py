@@ -55,6 +55,8 @@ class Article(Base):
     updated_at: Mapped[datetime]
     first_published_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
+    # The embargo in force on the live publication (cms.publishing.embargo), if any.
+    embargo_until: Mapped[datetime | None]
 
     # Loaded only when needed (lists use selectinload; reads take tags from the version).
     tags: Mapped[list[ArticleTag]] = relationship(

@@ -14,8 +14,8 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, Uuid, bindparam, delete, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import ForeignKey, Index, String, Text, Uuid, bindparam, delete, insert, text, update
+from sqlalchemy.orm import Mapped, Session, load_only, mapped_column
 
 from cms.content import search
 from cms.content.models import Article, ArticleState, filter_key
@@ -58,6 +58,9 @@ class PublishedArticle(Base):
     changed_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(200))
     search_rowid: Mapped[int | None]  # SQLite: the row in the FTS5 index
+    # Published under embargo until then: only partners that receive embargoed
+    # content see it until the embargo is lifted (cms.publishing.embargo).
+    embargo_until: Mapped[datetime | None]
 
 
 def head(row: Any) -> dict[str, Any]:
@@ -84,38 +87,55 @@ class PublishedTag(Base):
 
 
 def record_publication(
-    session: Session, article: Article, content: dict[str, Any], *, event: Any, updated_by: str
+    session: Session,
+    article: Article,
+    content: dict[str, Any],
+    *,
+    event: Any,
+    updated_by: str,
+    embargo_until: datetime | None = None,
 ) -> PublishedArticle:
-    """``article`` went live (or live with a newer version) with ``content``."""
+    """``article`` went live (or live with a newer version) with ``content``, under
+    embargo until ``embargo_until`` if given."""
     row = session.get(PublishedArticle, article.id)
     if row is None:
         row = PublishedArticle(article_id=article.id, created_at=article.created_at)
         session.add(row)
-    tag_keys = list(dict.fromkeys(k for k in (filter_key(t) for t in content.get("tags") or ()) if k))
-    row.state = ArticleState.PUBLISHED.value
-    row.version = event.version
-    row.sequence = event.sequence
-    row.event_id = event.id
-    row.slug = content["slug"]
-    row.section_key = filter_key(content.get("section"))
-    row.language = language_key(content.get("language"))
-    row.tag_keys = tag_keys
-    row.kill_reason = None
-    assert article.first_published_at is not None and article.published_at is not None
-    row.first_published_at = article.first_published_at
-    row.published_at = article.published_at
-    row.changed_at = event.occurred_at
-    row.updated_by = updated_by
+    values = _publication(article, content, event, updated_by)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.embargo_until = embargo_until
     session.flush()
     session.execute(delete(PublishedTag).where(PublishedTag.article_id == article.id))
-    session.add_all(PublishedTag(article_id=article.id, tag_key=k) for k in tag_keys)
+    session.add_all(PublishedTag(article_id=article.id, tag_key=k) for k in values["tag_keys"])
     search.index(session, row, content)
     uow.after_commit(session, "published")  # this process's content cache (cms.delivery)
     return row
 
 
+def _publication(article: Any, content: dict[str, Any], event: Any, updated_by: str) -> dict[str, Any]:
+    """The projection's columns for a publication (the columns of migration 0011)."""
+    assert article.first_published_at is not None and article.published_at is not None
+    return {
+        "state": ArticleState.PUBLISHED.value,
+        "version": event.version,
+        "sequence": event.sequence,
+        "event_id": event.id,
+        "slug": content["slug"],
+        "section_key": filter_key(content.get("section")),
+        "language": language_key(content.get("language")),
+        "tag_keys": list(dict.fromkeys(k for k in (filter_key(t) for t in content.get("tags") or ()) if k)),
+        "kill_reason": None,
+        "first_published_at": article.first_published_at,
+        "published_at": article.published_at,
+        "changed_at": event.occurred_at,
+        "updated_by": updated_by,
+    }
+
+
 def record_withdrawal(session: Session, article: Article, *, event: Any) -> None:
-    """``article`` was unpublished or killed: partners get 404 or 410 from now on."""
+    """``article`` was unpublished or killed: partners get 404 or 410 from now on (a
+    publication whose embargo never lifted stays hidden: 404 to partners it was kept from)."""
     row = session.get(PublishedArticle, article.id)
     if row is None:  # never published: nothing partners could have seen
         return
@@ -124,6 +144,21 @@ def record_withdrawal(session: Session, article: Article, *, event: Any) -> None
     row.event_id = event.id
     row.kill_reason = article.kill_reason
     row.changed_at = event.occurred_at
+    uow.after_commit(session, "published")
+
+
+def record_embargo(session: Session, article: Article, *, event: Any, embargo_until: datetime | None) -> None:
+    """The embargo of the live article moved (``embargo_until``) or was lifted (None:
+    from now on every partner sees it, published as of the lift)."""
+    row = session.get(PublishedArticle, article.id)
+    assert row is not None
+    row.embargo_until = embargo_until
+    row.sequence = event.sequence
+    row.event_id = event.id
+    row.changed_at = event.occurred_at
+    assert article.published_at is not None
+    row.published_at = article.published_at
+    row.first_published_at = article.first_published_at or article.published_at
     uow.after_commit(session, "published")
 
 
@@ -138,7 +173,11 @@ def record_existing(connection: Any, article_id: uuid.UUID) -> None:
     from cms.content.models import ArticleVersion
 
     session = Session(bind=connection)
-    article = session.get(Article, article_id)
+    # Only the columns of that revision (later ones do not exist yet at 0011), and Core
+    # statements below, not the ORM's (which would write every column the model has).
+    article = session.get(
+        Article, article_id, options=[load_only(*(getattr(Article, c) for c in _ARTICLE_0011))]
+    )
     assert article is not None and article.published_version is not None
     version = session.get(ArticleVersion, (article_id, article.published_version))
     last = session.execute(
@@ -157,8 +196,35 @@ def record_existing(connection: Any, article_id: uuid.UUID) -> None:
     publication = SimpleNamespace(
         id=last.id, version=article.published_version, sequence=last.sequence, occurred_at=last.occurred_at
     )
-    record_publication(session, article, version.data, event=publication, updated_by=version.created_by)
+    values = {
+        "article_id": article.id,
+        "created_at": article.created_at,
+        **_publication(article, version.data, publication, version.created_by),
+    }
     if article.state != ArticleState.PUBLISHED:
-        record_withdrawal(session, article, event=publication)
+        values.update(state=article.state, kill_reason=article.kill_reason)
     session.flush()
+    _insert_existing(session, values, version.data)
     session.expunge_all()
+
+
+def _insert_existing(session: Session, values: dict[str, Any], content: dict[str, Any]) -> None:
+    """The projection row, its tags and its search entry, with Core statements."""
+    session.execute(insert(PublishedArticle.__table__).values(values))
+    tags = [{"article_id": values["article_id"], "tag_key": k} for k in values["tag_keys"]]
+    if tags:
+        session.execute(insert(PublishedTag.__table__), tags)
+    indexed = SimpleNamespace(article_id=values["article_id"], search_rowid=None)
+    search.index(session, indexed, content)
+    if indexed.search_rowid is not None:
+        session.execute(
+            update(PublishedArticle.__table__)
+            .where(PublishedArticle.__table__.c.article_id == values["article_id"])
+            .values(search_rowid=indexed.search_rowid)
+        )
+
+
+_ARTICLE_0011 = (
+    "id", "state", "published_version", "kill_reason", "created_at", "updated_at", "first_published_at",
+    "published_at",
+)  # fmt: skip

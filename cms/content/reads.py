@@ -49,6 +49,7 @@ class ArticleView:
     updated_at: datetime
     first_published_at: datetime | None
     published_at: datetime | None
+    embargo_until: datetime | None
     updated_by: str
     # The version snapshot; ``read`` leaves it as JSON text, so it is decoded
     # only when a body has to be rendered (not on cache hits).
@@ -87,6 +88,7 @@ def view_of(article: Article, version: ArticleVersion) -> ArticleView:
         updated_at=article.updated_at,
         first_published_at=article.first_published_at,
         published_at=article.published_at,
+        embargo_until=article.embargo_until,
         updated_by=version.created_by,
         content=version.data,
     )
@@ -102,6 +104,7 @@ _HEAD = (
     A.c.updated_at,
     A.c.first_published_at,
     A.c.published_at,
+    A.c.embargo_until,
 )
 # The snapshot comes back as JSON text: it is decoded only when a body has to be
 # rendered, not on render-cache hits (jsonb's text form is what its binary form holds).

@@ -80,6 +80,11 @@ HEAD: tuple[Field, ...] = (
     Field("updated_at", "datetime", nullable=False),
     Field("first_published_at", "datetime"),
     Field("published_at", "datetime"),
+    Field(
+        "embargo_until",
+        "datetime",
+        description="Published under embargo until then: only trusted partners have it. Null: no embargo.",
+    ),
 )
 TRAILER: tuple[Field, ...] = (
     Field("updated_by", "text", nullable=False, description="Who saved the latest version."),

@@ -47,12 +47,14 @@ IF_NONE_MATCH = {
 
 
 def audience(actor: PartnerPrincipal) -> ContentFilter:
-    return _audience(actor.sections, actor.tags, actor.languages)
+    return _audience(actor.sections, actor.tags, actor.languages, actor.receives_embargoed)
 
 
 @functools.lru_cache(maxsize=1024)
-def _audience(sections: tuple[str, ...], tags: tuple[str, ...], languages: tuple[str, ...]) -> ContentFilter:
-    return ContentFilter.of(sections, tags, languages)
+def _audience(
+    sections: tuple[str, ...], tags: tuple[str, ...], languages: tuple[str, ...], embargoed: bool
+) -> ContentFilter:
+    return ContentFilter.of(sections, tags, languages, embargoed=embargoed)
 
 
 def _cache_control() -> str:

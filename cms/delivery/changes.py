@@ -97,6 +97,12 @@ def _log(session: Session, key: bytes, audience: ContentFilter, after: int, limi
     rows = rows[:limit]
     page = Page(more=more, next=feed.log_cursor(key, rows[-1].feed_position if rows else after))
     for row in rows:
-        if row.content is not None and audience.matches(row.content):
+        # Events under an embargo the partner is not trusted with are passed over: it
+        # gets the story from the lift's event (``article.embargo_lifted``), later in the log.
+        if (
+            row.content is not None
+            and audience.takes_embargo(row.embargo_until)
+            and audience.matches(row.content)
+        ):
             page.changes.append(_change(feed.log_cursor(key, row.feed_position), facts_of(row), fmt))
     return page

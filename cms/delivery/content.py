@@ -56,13 +56,20 @@ def _tagged(keys: list[str]) -> Any:
 
 
 def _visible(audience: ContentFilter) -> list[Any]:
-    return audience.conditions(section_key=P.c.section_key, language=P.c.language, tagged=_tagged)
+    return audience.conditions(
+        section_key=P.c.section_key, language=P.c.language, tagged=_tagged, embargo_until=P.c.embargo_until
+    )
 
 
 def _found(row: Any, audience: ContentFilter, what: str) -> Any:
     """The row when the partner may see it: 404 when it is not published (never was,
-    unpublished) or outside its filter, 410 when it was killed."""
-    if row is None or not audience.matches_keys(row.section_key, row.tag_keys, row.language):
+    unpublished), outside its filter or under an embargo it is not trusted with (also
+    once withdrawn: it never had the story), 410 when it was killed."""
+    if (
+        row is None
+        or not audience.takes_embargo(row.embargo_until)
+        or not audience.matches_keys(row.section_key, row.tag_keys, row.language)
+    ):
         raise NotFound(f"No published article {what}.")
     if row.state == ArticleState.KILLED:
         raise Gone(
@@ -170,6 +177,7 @@ def facts(row: Any, content: dict[str, Any], event_type: str = "article.publishe
         version=row.version,
         article_id=row.article_id,
         article={**content, **published.head(row)},
+        embargo_until=row.embargo_until,
     )
 
 

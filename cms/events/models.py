@@ -40,6 +40,9 @@ class OutboxEvent(Base):
     # Article events: the position in the change feed, given at commit
     # (cms.events.feed), so positions follow commit order and none is skipped.
     feed_position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # The embargo in force when the event happened: until it is lifted, only
+    # partners that receive embargoed content get the event (webhooks and feed).
+    embargo_until: Mapped[datetime | None]
 
 
 class FeedClock(Base):

@@ -29,6 +29,9 @@ class EventType(enum.StrEnum):
     CORRECTED = "article.corrected"
     UNPUBLISHED = "article.unpublished"
     KILLED = "article.killed"
+    # An embargo ended before its time, or at it (the story is public now), or moved.
+    EMBARGO_LIFTED = "article.embargo_lifted"
+    EMBARGO_CHANGED = "article.embargo_changed"
     # System events: not about an article, and not matched by "*".
     PING = "webhook.ping"
     SUBSCRIPTION_DISABLED = "subscription.disabled"
@@ -48,8 +51,11 @@ def record(
     version: int,
     actor: str,
     data: dict[str, Any] | None = None,
+    embargo_until: datetime | None = None,
 ) -> OutboxEvent:
-    """Add one event for ``article`` with the next sequence number; never commits."""
+    """Add one event for ``article`` with the next sequence number; never commits.
+    ``embargo_until``: the embargo in force (the event goes only to partners trusted
+    with embargoed content until it lifts)."""
     article.event_sequence += 1
     event = _add(
         session,
@@ -59,6 +65,7 @@ def record(
         article_id=article.id,
         version=version,
         sequence=article.event_sequence,
+        embargo_until=embargo_until,
     )
     feed.enlist(session, event)  # its change-feed position, given at commit
     return event
@@ -115,6 +122,7 @@ def with_content() -> Select[Any]:
         E.c.occurred_at,
         E.c.data,
         E.c.feed_position,
+        E.c.embargo_until,
         A.c.created_at.label("article_created_at"),
         A.c.first_published_at,
         V.c.data.label("content"),

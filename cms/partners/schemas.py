@@ -29,6 +29,12 @@ class PartnerFieldsSchema(StrictSchema):
             "description": "Webhook subscriptions it may keep (default CMS_PARTNER_MAX_SUBSCRIPTIONS)."
         },
     )
+    receives_embargoed = StrictBool(
+        metadata={
+            "description": "Trusted with stories before their embargo lifts: sees them in the content "
+            "API and change feed, and its subscriptions may choose `embargo: send` (default false)."
+        }
+    )
     rate_limit_per_minute = WholeNumber(
         validate=validate.Range(min=1, max=1_000_000),
         metadata={
@@ -59,6 +65,7 @@ class PartnerSchema(Schema):
     languages = fields.List(fields.String(), required=True)
     max_subscriptions = fields.Integer(required=True)
     rate_limit_per_minute = fields.Integer(required=True)
+    receives_embargoed = fields.Boolean(required=True)
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
 

@@ -120,6 +120,7 @@ def get_subscription(actor: PartnerPrincipal, subscription_id: uuid.UUID) -> Res
     partner=True,
     body=SubscriptionUpdateSchema(),
     responses={200: ("The subscription", subscription_schema)},
+    errors=(409,),
 )
 def update_subscription(
     actor: PartnerPrincipal, subscription_id: uuid.UUID, body: dict[str, Any]

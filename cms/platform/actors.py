@@ -55,6 +55,7 @@ class PartnerPrincipal:
     tags: tuple[str, ...]
     languages: tuple[str, ...]
     rate_limit_per_minute: int
+    receives_embargoed: bool
     cursor_key: bytes = field(repr=False)  # signs its feed cursors: never in a log line
 
     @property

@@ -20,6 +20,7 @@ RELAY_TASK = "cms.relay"
 SWEEP_TASK = "cms.sweep"
 DELIVER_TASK = "cms.deliver"
 PRUNE_TASK = "cms.prune-delivery-log"
+SCHEDULE_TASK = "cms.run-schedule"
 
 EVENTS_QUEUE = "cms.events"  # relay and sweep
 DELIVERIES_QUEUE = "cms.deliveries"  # first attempts
@@ -28,6 +29,7 @@ QUEUES = (EVENTS_QUEUE, DELIVERIES_QUEUE, RETRIES_QUEUE)
 TASK_QUEUES = {
     RELAY_TASK: EVENTS_QUEUE,
     SWEEP_TASK: EVENTS_QUEUE,
+    SCHEDULE_TASK: EVENTS_QUEUE,  # short, and due to the second
     DELIVER_TASK: DELIVERIES_QUEUE,
     PRUNE_TASK: RETRIES_QUEUE,  # housekeeping: behind anything a partner waits for
 }

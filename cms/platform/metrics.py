@@ -35,6 +35,9 @@ class Metrics:
     cache_entries: Gauge
     rate_limit_errors: Counter
     rate_limited: Counter
+    scheduled_actions: Counter
+    schedule_lateness: Histogram
+    scheduled_late: Counter
 
 
 @cache
@@ -75,6 +78,22 @@ def get() -> Metrics:
             "cms_rate_limit_errors", "Partner requests let through because the rate-limit storage failed"
         ),
         rate_limited=Counter("cms_rate_limited", "Partner requests refused with 429"),
+        scheduled_actions=Counter(
+            "cms_scheduled_actions",
+            "Scheduled actions run, by action and outcome (done, skipped)",
+            ["action", "outcome"],
+        ),
+        schedule_lateness=Histogram(
+            "cms_scheduled_action_lateness_seconds",
+            "How long after its time a scheduled action ran",
+            ["action"],
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+        ),
+        scheduled_late=Counter(
+            "cms_scheduled_actions_late",
+            "Scheduled actions that ran more than CMS_SCHEDULE_GRACE_SECONDS late",
+            ["action"],
+        ),
     )
 
 
@@ -111,6 +130,11 @@ class DatabaseCollector(Collector):
             "cms_outbox_lag_seconds", "Age of the oldest event not yet relayed", value=facts["outbox_lag"]
         )
         yield GaugeMetricFamily("cms_outbox_unrelayed", "Events not yet relayed", value=facts["unrelayed"])
+        yield GaugeMetricFamily(
+            "cms_schedule_lag_seconds",
+            "How long the oldest due scheduled action has waited (0: the scheduler keeps up)",
+            value=facts.get("schedule_lag", 0.0),
+        )
         yield GaugeMetricFamily(
             "cms_deliveries_pending_retries",
             "Deliveries waiting to be retried",

@@ -42,7 +42,8 @@ def _result(done: publishing.Transition) -> Response:
 )
 def publish(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) -> Response:
     """Default: the latest version. A newer version of a live article is an update, or a
-    correction with `correction_note`. Records article.published / updated / corrected."""
+    correction with `correction_note`. Records article.published / updated / corrected.
+    With `embargo_until` the article is published under embargo (see `/articles/{id}/embargo`)."""
     return _result(
         publishing.publish(
             db.session,
@@ -50,6 +51,7 @@ def publish(actor: Actor, article_id: uuid.UUID, body: dict[str, Any]) -> Respon
             article_id,
             version=body.get("version"),
             correction_note=body.get("correction_note"),
+            embargo_until=body.get("embargo_until"),
         )
     )
 

@@ -14,6 +14,7 @@ it costs one statement instead of another transaction after the commit.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy.orm import Session
@@ -28,6 +29,8 @@ from cms.platform.clock import utcnow
 from cms.platform.errors import InvalidTransition, NotFound, Unprocessable
 from cms.platform.text import trim
 from cms.platform.uow import command
+from cms.publishing import embargo
+from cms.publishing.models import EmbargoEnd
 
 
 class Transition(NamedTuple):
@@ -47,28 +50,54 @@ def publish(
     *,
     version: int | None = None,
     correction_note: str | None = None,
+    embargo_until: datetime | None = None,
 ) -> Transition:
-    """Publish ``version`` (default: latest).
+    """Publish ``version`` (default: latest), under embargo until ``embargo_until`` if given.
 
     First publication and republication emit ``article.published``; a newer
     version of a live article emits ``article.updated``, or
-    ``article.corrected`` when a ``correction_note`` is given.
+    ``article.corrected`` when a ``correction_note`` is given. An embargo goes
+    with a publication that is not live yet; an update of an article under
+    embargo stays under it.
     """
+    now = utcnow()
+    if embargo_until is not None:
+        embargo.check_until(embargo_until, now)
     article, latest = articles.lock_with_latest(session, article_id)
     number = _version_to_publish(article, article_id, version)
     event_type, data = _publication(actor, article, number, correction_note)
-    now = utcnow()
+    until = _embargo_until(article, embargo_until)
     article.state = ArticleState.PUBLISHED
     article.published_version = number
     article.published_at = now
     article.first_published_at = article.first_published_at or now
     article.kill_reason = None
     article.updated_at = now
-    event = record(session, article, event_type, version=number, actor=actor.label, data=data)
+    event = record(
+        session, article, event_type, version=number, actor=actor.label, data=data, embargo_until=until
+    )
+    if embargo_until is not None:
+        embargo.start(session, actor, article, event, embargo_until)
     shown = latest if latest.number == number else session.get(ArticleVersion, (article.id, number))
     assert shown is not None
-    published.record_publication(session, article, shown.data, event=event, updated_by=shown.created_by)
+    published.record_publication(
+        session, article, shown.data, event=event, updated_by=shown.created_by, embargo_until=until
+    )
     return Transition(article, event, latest)
+
+
+def _embargo_until(article: Article, asked: datetime | None) -> datetime | None:
+    """The embargo the publication is under: the one asked for (only when the article is
+    not live), or the one in force on a live article (an update stays under it)."""
+    if article.state != ArticleState.PUBLISHED:
+        return asked
+    if asked is not None:
+        raise InvalidTransition(
+            "The article is live already: an embargo goes with a publication that is not; "
+            "move an embargo in force with PUT /api/v1/articles/{id}/embargo.",
+            state=article.state,
+        )
+    return article.embargo_until
 
 
 def _version_to_publish(article: Article, article_id: uuid.UUID, version: int | None) -> int:
@@ -139,9 +168,7 @@ def unpublish(
 
 
 @command
-def kill(
-    session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str
-) -> Transition:
+def kill(session: Session, actor: Actor, article_id: uuid.UUID, *, reason: str) -> Transition:
     """Withdraw for legal or ethical reasons: terminal except for an admin."""
     if not reason or not trim(reason):
         raise Unprocessable("Killing an article requires a reason.", field="reason")
@@ -169,10 +196,17 @@ def _withdraw(
     # ``published_version`` is kept: it names the version partners last received,
     # which is what the withdrawal event refers to.
     withdrawn = article.published_version or article.current_version
+    # Withdrawn under embargo: the event reaches only those who got the story early.
+    in_force = embargo.current(session, article.id) if article.state == ArticleState.PUBLISHED else None
     article.state = state
     article.updated_at = utcnow()
     # The slug partners know: the published version's, not a later draft's.
     data = {"slug": published.slug_of(session, article), "reason": reason}
-    event = record(session, article, event_type, version=withdrawn, actor=actor.label, data=data)
+    until = in_force.until if in_force is not None else None
+    event = record(
+        session, article, event_type, version=withdrawn, actor=actor.label, data=data, embargo_until=until
+    )
+    if in_force is not None:
+        embargo.end(session, actor, in_force, EmbargoEnd.WITHDRAWN, event)
     published.record_withdrawal(session, article, event=event)
     return event

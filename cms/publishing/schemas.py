@@ -5,7 +5,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from cms.content.schemas import ArticleSchema
-from cms.platform.http.fields import NonBlank, Str, StrictSchema, WholeNumber
+from cms.events.schemas import EventSchema
+from cms.platform.http.fields import NonBlank, Str, StrictSchema, UTCDateTime, WholeNumber
 
 
 class PublishSchema(StrictSchema):
@@ -17,6 +18,12 @@ class PublishSchema(StrictSchema):
         validate=[validate.Length(min=1, max=2000), NonBlank()],
         metadata={"description": "Makes an update of a live article a correction."},
     )
+    embargo_until = UTCDateTime(
+        metadata={
+            "description": "Publish under embargo until then (RFC 3339 with offset, in the future): only "
+            "partners trusted with embargoed content see it before. Not for an article already live."
+        }
+    )
 
 
 class UnpublishSchema(StrictSchema):
@@ -25,17 +32,6 @@ class UnpublishSchema(StrictSchema):
 
 class KillSchema(StrictSchema):
     reason = Str(required=True, validate=[validate.Length(min=1, max=2000), NonBlank()])
-
-
-class EventSchema(Schema):
-    id = fields.UUID(required=True, metadata={"description": "Becomes the webhook id."})
-    type = fields.String(required=True)
-    article_id = fields.UUID(required=True, allow_none=True)
-    version = fields.Integer(required=True, allow_none=True)
-    sequence = fields.Integer(required=True, allow_none=True)
-    occurred_at = fields.AwareDateTime(required=True)
-    actor = fields.String(required=True)
-    data = fields.Dict(required=True)
 
 
 class TransitionResultSchema(Schema):

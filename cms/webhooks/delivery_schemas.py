@@ -31,6 +31,15 @@ class DeliverySchema(Schema):
     format = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES))
     attempts = fields.Integer(required=True)
+    embargo = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "enum": ["early", "held", "released", None],
+            "description": "Under embargo: `early` sent before the lift (`embargo: send`), `held` waiting "
+            "for the lift, `released` held and sent at the lift; null: no embargo.",
+        },
+    )
     next_attempt_at = fields.AwareDateTime(required=True, allow_none=True)
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)

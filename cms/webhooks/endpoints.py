@@ -45,6 +45,9 @@ class Endpoint:
     partner_id: uuid.UUID | None = None
     partner_content: ContentFilter | None = None
     cursor_key: bytes | None = field(default=None, repr=False)
+    # Sent events under embargo at once (``embargo: send``, and its partner is
+    # trusted with them now); otherwise they are held until the lift.
+    embargo_send: bool = False
 
     @classmethod
     def of(cls, s: Subscription, partner: Any = None) -> Endpoint:
@@ -64,6 +67,7 @@ class Endpoint:
             partner_id=s.partner_id,
             partner_content=partner.content_filter() if partner is not None else None,
             cursor_key=partner.cursor_key() if partner is not None else None,
+            embargo_send=s.embargo == "send" and partner is not None and bool(partner.receives_embargoed),
         )
 
     def keys_at(self, now: datetime) -> tuple[bytes, ...]:

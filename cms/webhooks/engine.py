@@ -212,11 +212,12 @@ class Runtime:
                             count,
                             extra={"event_type": event_type, "deliveries": count},
                         )
-                if relayed.waiting:
+                if relayed.waiting or relayed.released:
                     # Some had to wait (an earlier event still open, the in-flight
                     # cap, a paused subscription). Look again now that they are
                     # committed: an outcome recorded meanwhile may have released them.
-                    self._claim_and_send(event_ids=relayed.event_ids)
+                    # An embargo's lift released held deliveries of earlier events.
+                    self._claim_and_send(event_ids=[*relayed.event_ids, *relayed.released])
         return total
 
     def deliver(self, delivery_ids: Sequence[str]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from cms.events.schemas import EventSchema
 from cms.platform.http.fields import PageQuerySchema, Str
-from cms.publishing.schemas import EventSchema
 
 
 class EventWithCountsSchema(EventSchema):

@@ -31,7 +31,7 @@ from cms.content.formats.facts import facts_of
 from cms.events import outbox
 from cms.events.outbox import EventType
 from cms.platform import bulk
-from cms.webhooks import dispatch
+from cms.webhooks import dispatch, embargo
 from cms.webhooks.dispatch import BodyCache
 from cms.webhooks.endpoints import STAMP_SQL, Endpoint, EndpointCache
 from cms.webhooks.models import Delivery, DeliveryStatus, EventPayload
@@ -48,6 +48,7 @@ DELIVERY_COLUMNS = (
     "sequence",
     "event_type",
     "format",
+    "embargo",
     "status",
     "attempts",
     "retry_index",
@@ -92,6 +93,7 @@ class Relayed:
     deliveries: int = 0
     jobs: list[Job] = field(default_factory=list)  # written in flight: send these now
     waiting: int = 0  # written pending: blocked by an earlier event, the cap, or a pause
+    released: set[uuid.UUID] = field(default_factory=set)  # events whose held deliveries may go now
 
 
 def _already_fanned_out(session: Session, event_ids: Sequence[uuid.UUID]) -> bool:
@@ -145,7 +147,11 @@ def _write(
         [{"event_id": e, "format": f, "body": b} for e, f, b in payloads],
     )
     rows = [
-        dict(zip(DELIVERY_COLUMNS, (*row, PENDING, 0, 0, now, None, now, now), strict=True))
+        dict(
+            zip(
+                DELIVERY_COLUMNS, (*row, PENDING, 0, 0, _first_attempt(row, now), None, now, now), strict=True
+            )
+        )
         for row in deliveries
     ]
     if fresh:
@@ -153,6 +159,11 @@ def _write(
     else:
         bulk.insert_ignoring_conflicts(session, D, rows)
     outbox.mark_relayed(session, event_ids, now)
+
+
+def _first_attempt(row: Sequence[Any], now: datetime) -> datetime | None:
+    """Held deliveries have no next attempt until the embargo lifts."""
+    return None if row[-1] == embargo.HELD else now
 
 
 def relay(
@@ -173,7 +184,9 @@ def relay(
     live = cache.get(session, stamp)
     done = Relayed(event_ids=event_ids)
     bodies = bodies if bodies is not None else BodyCache()
-    payloads, deliveries = _plan(rows, live, done, bodies)
+    gates = embargo.prepare(session, now, rows)  # before the pipeline: it reads
+    done.released = gates.released_events
+    payloads, deliveries = _plan(rows, live, done, bodies, gates)
     done.deliveries = len(deliveries)
     # Re-relaying after a crash, the deliveries may exist already: conflicts are ignored.
     if bulk.is_postgres(session):
@@ -198,22 +211,27 @@ def relay(
 
 
 def _plan(
-    rows: Sequence[Any], live: Mapping[uuid.UUID, Endpoint], done: Relayed, bodies: BodyCache
+    rows: Sequence[Any],
+    live: Mapping[uuid.UUID, Endpoint],
+    done: Relayed,
+    bodies: BodyCache,
+    gates: embargo.Gates,
 ) -> tuple[list[tuple[uuid.UUID, str, str]], list[tuple[Any, ...]]]:
     """Each event's payloads (rendered once per format, and cached) and deliveries."""
     payloads: list[tuple[uuid.UUID, str, str]] = []
     deliveries: list[tuple[Any, ...]] = []
     for row in rows:
         f = facts_of(row)
-        targets = matching(f, live.values())
+        targets = embargo.targets(f, matching(f, live.values()), gates)
         if row.feed_position is not None:  # partners' webhooks carry it (dispatch)
             bodies.put((f.id, "feed"), str(row.feed_position).encode())
         done.summary.append((f.id, f.type, len(targets)))
-        for fmt in sorted({t.format for t in targets}):
+        for fmt in sorted({t.format for t, _mark in targets}):
             body = render(f, fmt)
             payloads.append((f.id, fmt, body.decode()))
             bodies.put((f.id, fmt), body)
         deliveries.extend(
-            (uuid.uuid4(), f.id, t.id, f.article_id, f.sequence, f.type, t.format) for t in targets
+            (uuid.uuid4(), f.id, t.id, f.article_id, f.sequence, f.type, t.format, mark)
+            for t, mark in targets
         )
     return payloads, deliveries

@@ -131,6 +131,10 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None]
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Under an embargo (cms.webhooks.embargo): "early" sent before the lift to a
+    # subscription that takes embargoed content; "held" waiting for the lift (never
+    # claimable); "released" held and let go at the lift. None: no embargo.
+    embargo: Mapped[str | None] = mapped_column(String(8))
 
 
 class DeliveryAttempt(Base):
@@ -197,6 +201,9 @@ class Subscription(Base):
     headers: Mapped[dict[str, str]] = mapped_column(JSONType)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     max_in_flight: Mapped[int]
+    # "hold" (default): events under embargo are sent when it lifts; "send": at once,
+    # marked (only for partners that receive embargoed content).
+    embargo: Mapped[str] = mapped_column(String(8), default="hold", server_default="hold")
     # Signing secrets ("whsec_" + base64) are needed in clear to sign; they are
     # only ever returned by create and rotate-secret, never listed or logged.
     secret: Mapped[str] = mapped_column(String(128))

@@ -2,7 +2,7 @@
 
 ``sendable(candidates)`` selects the ids among ``candidates`` (rows with ``id``,
 ``subscription_id``, ``article_id``, ``sequence``, ``next_attempt_at`` and
-``created_at``) that may be sent now (see ``cms.webhooks.dispatch`` for the
+``created_at``, ``embargo``) that may be sent now (see ``cms.webhooks.dispatch`` for the
 guarantees). It is applied to two kinds of candidates, built here once each:
 
 * ``claim_statement``: due ``pending`` rows already in the table (the sweep, the
@@ -34,6 +34,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    null,
     or_,
     select,
     true,
@@ -51,7 +52,16 @@ D = Delivery.__table__
 S = Subscription.__table__
 P = Partner.__table__
 RETURNED = ("id", "event_id", "subscription_id", "format", "attempts", "retry_index")
-CANDIDATE_COLUMNS = ("id", "subscription_id", "article_id", "sequence", "next_attempt_at", "created_at")
+CANDIDATE_COLUMNS = (
+    "id",
+    "subscription_id",
+    "article_id",
+    "sequence",
+    "next_attempt_at",
+    "created_at",
+    "embargo",
+)
+HELD = literal_column("'held'")  # cms.webhooks.embargo: waits for the embargo's lift
 
 
 def _now() -> Any:
@@ -100,6 +110,8 @@ def sendable(candidates: FromClause, *, batch: bool = False, lateral: bool = Tru
         joined, room_of = c.join(S, and_(*live)), room
     conditions = [
         room_of > 0,
+        # Held for an embargo: never, until the lift's relay releases it.
+        or_(c.c.embargo.is_(None), c.c.embargo != HELD),
         ~exists().where(
             earlier.c.subscription_id == c.c.subscription_id,
             earlier.c.article_id == c.c.article_id,
@@ -168,6 +180,7 @@ _FRESH_COLUMNS = (
     ("sequence", Integer),
     ("event_type", String),
     ("format", String),
+    ("embargo", String),
 )
 
 
@@ -188,7 +201,7 @@ def fresh_insert_statement() -> Insert:
     )
     rows = select(
         *fresh.c,
-        _now().label("next_attempt_at"),
+        case((fresh.c.embargo == HELD, null()), else_=_now()).label("next_attempt_at"),
         _now().label("created_at"),
         func.min(fresh.c.sequence)
         .over(partition_by=(fresh.c.subscription_id, fresh.c.article_id))

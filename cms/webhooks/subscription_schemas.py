@@ -22,6 +22,7 @@ from cms.webhooks.subscriptions import (
 )
 
 FORMATS = tuple(formats.FORMATS)
+EMBARGO_MODES = ("hold", "send")
 
 
 def name_list(max_items: int, max_len: int, description: str) -> fields.List:
@@ -72,6 +73,14 @@ class SubscriptionFieldsSchema(StrictSchema):
         validate=validate.Length(max=20),
         metadata={"description": "Static headers sent with every webhook (not webhook-*)."},
     )
+    embargo = fields.String(
+        validate=validate.OneOf(EMBARGO_MODES),
+        metadata={
+            "description": "Events under embargo: `hold` (default) sends them when the embargo lifts; "
+            "`send` sends them at once, marked (`embargo_until` in json, `embargoed` in ninjs 2.1, "
+            "`embargoedUntil` in ninjs 3.1). Only a partner with `receives_embargoed` may choose `send`."
+        },
+    )
     enabled = StrictBool(metadata={"description": "Disabled subscriptions keep their deliveries queued."})
     max_in_flight = WholeNumber(
         validate=validate.Range(min=1, max=100),
@@ -106,6 +115,7 @@ class SubscriptionSchema(Schema):
     tags = fields.List(fields.String(), required=True)
     languages = fields.List(fields.String(), required=True)
     format = fields.String(required=True)
+    embargo = fields.String(required=True, metadata={"enum": list(EMBARGO_MODES)})
     headers = fields.Method(
         "_masked_headers",
         required=True,

@@ -45,6 +45,7 @@ def _policy() -> subscriptions.UrlPolicy:
     role=Role.ADMIN,
     body=SubscriptionCreateSchema(),
     responses={201: ("The subscription with its signing secret, shown this once", with_secret_schema)},
+    errors=(409,),
 )
 def create_subscription(actor: Actor, body: dict[str, Any]) -> Response:
     """The secret (`whsec_…`) signs every webhook (Standard Webhooks); store it now."""
@@ -89,6 +90,7 @@ def get_subscription(actor: Actor, subscription_id: uuid.UUID) -> Response:
     role=Role.ADMIN,
     body=SubscriptionUpdateSchema(),
     responses={200: ("The subscription", subscription_schema)},
+    errors=(409,),
 )
 def update_subscription(actor: Actor, subscription_id: uuid.UUID, body: dict[str, Any]) -> Response:
     """`enabled: true` resumes a disabled subscription: its queued deliveries go out in order."""

@@ -37,7 +37,7 @@ def item(facts: EventFacts, fmt: str) -> dict[str, Any]:
     the article (what a webhook's ``data.article`` holds), else the news item."""
     if fmt == "json":
         assert facts.article is not None
-        return json_format.article_json(facts.article, facts.version)
+        return json_format.article_json(facts.article, facts.version, facts.embargo_until)
     return FORMATS[fmt](facts)
 
 

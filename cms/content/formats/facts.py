@@ -9,6 +9,9 @@ from typing import Any
 
 ARTICLE_URN = "urn:newsroom-cms:article:"
 PUBLISHING_EVENTS = ("article.published", "article.updated", "article.corrected")
+# Events that carry the article as published, as the publishing ones do.
+EMBARGO_EVENTS = ("article.embargo_lifted", "article.embargo_changed")
+CONTENT_EVENTS = PUBLISHING_EVENTS + EMBARGO_EVENTS
 WITHDRAWAL_EVENTS = ("article.unpublished", "article.killed")
 
 
@@ -27,6 +30,9 @@ class EventFacts:
     # The article as of ``version``: content fields plus id, state, created_at,
     # first_published_at, published_at, updated_by. None for system events.
     article: dict[str, Any] | None = None
+    # Published under embargo until then: formats mark the item (``embargo_until``,
+    # ninjs ``embargoed`` / ``embargoedUntil``).
+    embargo_until: datetime | None = None
 
 
 def timestamp(value: datetime) -> str:
@@ -62,4 +68,5 @@ def facts_of(row: Any) -> EventFacts:
         subscription_id=row.subscription_id,
         data=dict(row.data or {}),
         article=article,
+        embargo_until=getattr(row, "embargo_until", None),
     )

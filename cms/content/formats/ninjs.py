@@ -34,13 +34,7 @@ _TAGS = re.compile(r"<[^>]+>")
 
 def data(facts: EventFacts) -> dict[str, Any]:
     """The news item for an article event."""
-    item: dict[str, Any] = {
-        "uri": f"{ARTICLE_URN}{facts.article_id}",
-        "type": "text",
-        "version": str(facts.version),
-        "versioncreated": iso(facts.occurred_at),
-        "altids": _altids(facts),
-    }
+    item = _identity(facts)
     if facts.type in WITHDRAWAL_STATUS or facts.article is None:
         return _withdrawn(item, facts)
     a = facts.article
@@ -65,6 +59,20 @@ def data(facts: EventFacts) -> dict[str, Any]:
         "associations": _associations(a.get("lead_image")),
     }
     item.update({key: value for key, value in optional.items() if value})
+    return item
+
+
+def _identity(facts: EventFacts) -> dict[str, Any]:
+    """What every item carries: which article, version and event; the embargo if any."""
+    item: dict[str, Any] = {
+        "uri": f"{ARTICLE_URN}{facts.article_id}",
+        "type": "text",
+        "version": str(facts.version),
+        "versioncreated": iso(facts.occurred_at),
+        "altids": _altids(facts),
+    }
+    if facts.embargo_until is not None:
+        item["embargoed"] = iso(facts.embargo_until)
     return item
 
 

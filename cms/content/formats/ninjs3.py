@@ -29,6 +29,7 @@ RENAMED = {
     "copyrightholder": "copyrightHolder",
     "copyrightnotice": "copyrightNotice",
     "usageterms": "usageTerms",
+    "embargoed": "embargoedUntil",
 }
 # Where each partner field of the article representation goes in ninjs 3.1 (a test
 # checks it against cms.content.representation.PARTNER_CONTENT, as for 2.1).

@@ -163,10 +163,14 @@ def _add_security(operation: dict[str, Any], op: Operation) -> None:
 
 
 def _request_body(body: Schema) -> dict[str, Any]:
-    """An empty body is read as {}: the body is only required when a field is."""
+    """An empty body is read as {}: the body is only required when a field is. A schema's
+    ``OPENAPI_RULES`` (JSON Schema keywords for rules across fields, such as "one of these
+    is required") are stated beside it."""
+    rules = getattr(body, "OPENAPI_RULES", None)
+    schema: Any = {"allOf": [body], **rules} if rules else body
     return {
-        "required": any(f.required for f in body.fields.values()),
-        "content": {"application/json": {"schema": body}},
+        "required": any(f.required for f in body.fields.values()) or bool(rules),
+        "content": {"application/json": {"schema": schema}},
     }
 
 

@@ -16,7 +16,7 @@ from cms.content.reads import ArticleView
 def _view(**changes) -> ArticleView:
     now = datetime(2024, 11, 7, 20, 50, tzinfo=UTC)
     base = ArticleView(
-        uuid.UUID(int=1), "draft", 1, None, None, now, now, None, None, "desk", {"headline": "x"}
+        uuid.UUID(int=1), "draft", 1, None, None, now, now, None, None, None, "desk", {"headline": "x"}
     )
     return replace(base, **changes)
 

@@ -44,6 +44,7 @@ def view() -> ArticleView:
         updated_at=NOW,
         first_published_at=NOW,
         published_at=NOW,
+        embargo_until=None,
         updated_by="desk",
         content=dict(CONTENT),
     )

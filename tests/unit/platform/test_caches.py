@@ -129,6 +129,7 @@ def test_threads_never_get_endpoints_of_another_stamp():
             sections=[],
             tags=[],
             languages=[],
+            embargo="hold",
             secret="whsec_" + "A" * 32,
             previous_secret=None,
             previous_secret_expires_at=None,
