@@ -6,10 +6,11 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from cms.cli import keys, ops, partners, retention  # noqa: F401 (retention adds `deliveries prune`)
+    from cms.cli import keys, ops, partners, retention, schedule  # noqa: F401 (retention: `deliveries prune`)
 
     app.cli.add_command(keys.create_api_key)
     app.cli.add_command(keys.ensure_admin_key)
     app.cli.add_command(partners.partners_group)
+    app.cli.add_command(schedule.schedule_group)
     for command in (ops.seed, ops.subscriptions_group, ops.deliveries_group, ops.redeliver, ops.outbox_group):
         app.cli.add_command(command)

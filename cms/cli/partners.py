@@ -33,13 +33,15 @@ def partners_list(as_json: bool) -> None:
                 "id": str(p.id), "name": p.name, "email": p.email, "enabled": p.enabled,
                 "sections": p.sections, "tags": p.tags, "languages": p.languages,
                 "max_subscriptions": p.max_subscriptions, "rate_limit_per_minute": p.rate_limit_per_minute,
+                "receives_embargoed": p.receives_embargoed,
             }  # fmt: skip
             if as_json:
                 click.echo(json.dumps(facts, ensure_ascii=False))
             else:
                 sees = ", ".join(p.sections + p.tags + p.languages) or "all published content"
                 state = "enabled" if p.enabled else "DISABLED"
-                click.echo(f"{p.id}  {p.name}  <{p.email}>  {state}  sees: {sees}")
+                trusted = "  receives embargoed" if p.receives_embargoed else ""
+                click.echo(f"{p.id}  {p.name}  <{p.email}>  {state}  sees: {sees}{trusted}")
         if after is None:
             return
 
@@ -50,15 +52,19 @@ def partners_list(as_json: bool) -> None:
 @click.option("--section", "sections", multiple=True, help="Only this section (repeat for more).")
 @click.option("--tag", "tags", multiple=True, help="Only articles with one of these tags.")
 @click.option("--language", "languages", multiple=True, help="Only this language (`en` takes en-GB).")
+@click.option("--receives-embargoed", is_flag=True, help="Trusted with stories before their embargo lifts.")
 @with_appcontext
 def partners_create(name: str, email: str, sections: tuple[str, ...], tags: tuple[str, ...],
-                    languages: tuple[str, ...]) -> None:  # fmt: skip
+                    languages: tuple[str, ...], receives_embargoed: bool) -> None:  # fmt: skip
     """Add a partner (no filter: it sees all published content); prints its id."""
     defaults = {
         "max_subscriptions": current_app.config["CMS_PARTNER_MAX_SUBSCRIPTIONS"],
         "rate_limit_per_minute": current_app.config["CMS_PARTNER_RATE_LIMIT"],
     }
-    fields = {"name": name, "email": email, "sections": sections, "tags": tags, "languages": languages}
+    fields = {
+        "name": name, "email": email, "sections": sections, "tags": tags, "languages": languages,
+        "receives_embargoed": receives_embargoed,
+    }  # fmt: skip
     partner = partners.create(db.session, fields, defaults)
     click.echo(str(partner.id))
 

@@ -10,7 +10,8 @@ An event recorded while its article was under embargo (``embargo_until`` set) go
 
 When the relay reaches the article's ``article.embargo_lifted`` (recorded by the
 lift, after every earlier event of the article was relayed), the held deliveries
-are released, in order, before the lift event itself. When it reaches a withdrawal
+are released, in order, before the lift event itself (held ``embargo_changed`` news is
+dropped: the lift that follows says all such a subscription needs). When it reaches a withdrawal
 recorded under embargo (unpublish, kill), the held deliveries are cancelled: those
 subscriptions never had the story, and get the withdrawal only if they had received
 something of the article before (an earlier, public publication).

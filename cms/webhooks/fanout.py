@@ -12,7 +12,9 @@ is applied to the rows as they are inserted, so those that may go are written
 claimed by the same rule in the same transaction. Those in flight are returned as
 jobs, with the bodies just rendered, so a publish reaches partners at once; the
 rest wait for the sweep. Disabled subscriptions still get their deliveries (a pause):
-they go out, in order, when it is enabled again. Deleted ones get none.
+they go out, in order, when it is enabled again. Deleted ones get none. Events
+recorded under an embargo are held for some subscriptions until the lift
+(``cms.webhooks.embargo``: decided per subscription here, released by the lift's relay).
 """
 
 from __future__ import annotations

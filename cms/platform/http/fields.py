@@ -53,14 +53,16 @@ class StrictBool(fields.Boolean):
 
 
 class UTCDateTime(fields.AwareDateTime):
-    """An ISO 8601 datetime with an offset, normalised to UTC (year 1-9999 after conversion)."""
+    """An ISO 8601 datetime with an offset, normalised to UTC. An offset that would carry
+    it past year 1 or 9999 in UTC gives the nearest instant that exists (any valid
+    date-time is accepted, as the document says)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         result = super()._deserialize(value, attr, data, **kwargs)
         try:
             return result.astimezone(UTC)
         except OverflowError:
-            raise ValidationError("Out of the supported date range.") from None
+            return (datetime.min if result.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 class NonBlank(validate.Validator):

@@ -108,9 +108,10 @@ def test_redeliver_never_touches_a_delivery_in_flight(committed_app):
 
 def test_partners_from_the_command_line(committed_app):
     partner_id = cli(committed_app, "partners", "create", "--name", "Dnevnik", "--email", "t@dnevnik.example",
-                     "--section", "World", "--language", "bg").strip()  # fmt: skip
+                     "--section", "World", "--language", "bg", "--receives-embargoed").strip()  # fmt: skip
     [listed] = [json.loads(line) for line in cli(committed_app, "partners", "list", "--json").splitlines()]
     assert listed["id"] == partner_id and listed["sections"] == ["World"] and listed["languages"] == ["bg"]
+    assert listed["receives_embargoed"] is True
     assert "sees: World, bg" in cli(committed_app, "partners", "list")
     key = cli(committed_app, "partners", "create-key", partner_id).strip().splitlines()[-1]
     assert key.startswith("cmsp_")

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import jsonschema
 import pytest
 
 from cms.platform.clock import set_clock
 from tests.conftest import FakeClock
+from tests.schemas import load_schema
 
 HOOK = "https://93.184.215.14/hooks/{}"
 
@@ -242,3 +244,24 @@ def test_a_kill_under_embargo_reaches_exactly_those_who_had_the_story(live, cloc
     assert trusted.get(f"/content/v1/articles/{article['id']}").status_code == 410
     schedule = live.api("GET", f"/articles/{article['id']}/schedule", 200).json()
     assert [(a["action"], a["status"]) for a in schedule["history"]] == [("lift_embargo", "cancelled")]
+
+
+def test_a_scheduled_publish_carries_its_embargo_and_items_stay_valid_ninjs(live, clock):
+    trusted, public = _desk(live)
+    article = live.article(section=trusted.section, publish=False)
+    publish_at, until = clock() + timedelta(hours=1), clock() + timedelta(hours=2)
+    body = {"publish_at": publish_at.isoformat(), "embargo_until": until.isoformat()}
+    live.api("POST", f"/articles/{article['id']}/schedule", 200, json=body)
+    clock.advance(hours=1)
+    assert [(f.action, f.status) for f in live.fire()] == [("publish", "done")]
+    path = f"/content/v1/articles/{article['id']}"
+    assert public.get(path).status_code == 404
+    schemas = {"ninjs": load_schema("ninjs-schema_2.1.json"), "ninjs3": load_schema("ninjs-schema_3.1.json")}
+    for fmt, schema in schemas.items():
+        item = trusted.get(path, params={"format": fmt}).json()
+        jsonschema.validate(item, schema)
+    scheduled = live.api("GET", "/scheduled?action=lift_embargo", 200).json()["items"]
+    assert [i["run_at"] for i in scheduled if i["article_id"] == article["id"]] == [until.isoformat()]
+    clock.advance(hours=1)
+    assert [(f.action, f.status) for f in live.fire()] == [("lift_embargo", "done")]
+    assert public.get(path).json()["embargo_until"] is None

@@ -4,6 +4,7 @@ replacing and cancelling, late and skipped actions, and racing schedulers."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from cms.platform.actors import Role
 from cms.platform.extensions import db
 from cms.publishing import scheduler
 from tests.factories import Keys
-from tests.helpers import at_once, create, post
+from tests.helpers import at_once, cli, create, post
 
 
 @pytest.fixture
@@ -211,3 +212,17 @@ def test_racing_schedulers_fire_each_action_once(committed_app, clock):
     assert sum(len(f) for f in fired) == len(articles)
     for article in articles:
         assert [t for t, *_ in _events(committed_app, article["id"])] == ["article.published"]
+
+
+def test_the_cli_lists_and_runs_what_is_due(app, client, editor, clock):
+    article = create(client, editor, headline="From the CLI")
+    _schedule(client, editor, article["id"], publish_at=_at(clock, hours=1))
+    listed = cli(app, "schedule", "list")
+    assert article["id"] in listed and "publish" in listed and "From the CLI" in listed
+    assert cli(app, "schedule", "run-due").strip().endswith("0 action(s) run")
+    clock.advance(hours=1)
+    ran = cli(app, "schedule", "run-due")
+    assert "publish: done" in ran and "1 action(s) run" in ran
+    assert (
+        json.loads(cli(app, "schedule", "list", "--status", "done", "--json"))["article_id"] == article["id"]
+    )
