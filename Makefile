@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test lint migrate bench bench-fanout bench-content clean
+.PHONY: help run test lint migrate bench bench-fanout bench-content bench-schedule clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ bench-fanout: $(STAMP) ## Webhook fan-out benchmark (needs PostgreSQL and Redis)
 
 bench-content: $(STAMP) ## Content API and change feed benchmark (needs PostgreSQL); see bench/README.md
 	$(BIN)/python bench/content.py
+
+bench-schedule: $(STAMP) ## Scheduled-publish precision against Celery eta= (needs PostgreSQL and Redis); see bench/README.md
+	$(BIN)/python bench/schedule.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache
