@@ -136,6 +136,11 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
         name="partner-keys",
     )
     app.extensions["cms_authenticate_partner"] = functools.partial(authenticate_partner, cache=partner_cache)
+    app.extensions["cms_feed_tokens"] = ActorCache(
+        ttl=settings["CMS_AUTH_CACHE_SECONDS"],
+        max_entries=settings["CMS_AUTH_CACHE_ENTRIES"],
+        name="feed-tokens",
+    )
     app.extensions["cms_rate_limiter"] = RateLimiter(settings["CMS_RATE_LIMIT_STORAGE"])
     app.extensions["cms_database_facts"] = _database_facts
     app.extensions["cms_render_cache"] = RenderCache(max_bytes=int(settings["CMS_RENDER_CACHE_MB"] * 2**20))

@@ -131,6 +131,18 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Published-article rows an API process keeps between commits (PostgreSQL: dropped
     # on every article event it hears of, cms.delivery.freshness); 0 disables.
     "CMS_CONTENT_CACHE_ENTRIES": (50_000, _int),
+    # Feeds (cms.feeds): public feeds at /feeds/v1/<rss|atom|json> only when on; private
+    # ones (/feeds/v1/p/<token>/...) always. Entries per feed, title, Cache-Control max-age.
+    "CMS_PUBLIC_FEEDS": (False, _bool),
+    "CMS_FEED_LENGTH": (50, _int),
+    "CMS_FEED_TITLE": ("Newsroom CMS", str),
+    "CMS_FEED_MAX_AGE": (60, _int),
+    # The address the API is reached at from outside (feeds' self and hub links); empty:
+    # as the request came. Where an article is read on the web ({slug}, {id}); empty: none.
+    "CMS_PUBLIC_URL": ("", str),
+    "CMS_ARTICLE_URL": ("", str),
+    # An external WebSub hub to notify; empty: the built-in hub at /websub/hub.
+    "CMS_WEBSUB_HUB": ("", str),
 }
 
 

@@ -14,6 +14,7 @@ MODEL_MODULES = (
     "cms.events.models",
     "cms.webhooks.models",
     "cms.publishing.models",
+    "cms.feeds.models",
 )
 
 

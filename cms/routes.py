@@ -7,6 +7,7 @@ from flask import Flask
 PREFIX = "/api/v1"
 CONTENT_PREFIX = "/content/v1"
 PARTNER_PREFIX = "/partner/v1"
+FEEDS_PREFIX = "/feeds/v1"
 
 
 def register_api(app: Flask) -> None:
@@ -15,6 +16,8 @@ def register_api(app: Flask) -> None:
     from cms.authoring import versions_api as versions
     from cms.delivery import api as content
     from cms.delivery import changes_api as changes
+    from cms.feeds import api as feeds
+    from cms.feeds import tokens_api as feed_tokens
     from cms.partners import admin_api as partners
     from cms.partners import deliveries_api as partner_deliveries
     from cms.partners import subscriptions_api as partner_subscriptions
@@ -42,10 +45,13 @@ def register_api(app: Flask) -> None:
         docs,
     ):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
+    app.register_blueprint(feed_tokens.admin, url_prefix=PREFIX)
     for module in (content, changes):
         app.register_blueprint(module.bp, url_prefix=CONTENT_PREFIX)
     for module in (partner_subscriptions, partner_deliveries):
         app.register_blueprint(module.bp, url_prefix=PARTNER_PREFIX)
+    app.register_blueprint(feed_tokens.partner, url_prefix=PARTNER_PREFIX)
+    app.register_blueprint(feeds.bp, url_prefix=FEEDS_PREFIX)
     app.register_blueprint(health.bp)
     observability.install(app)
     from cms.platform.http.guards import install_read_only_requests, refuse_long_urls

@@ -137,6 +137,22 @@ def revoke_key(session: Session, partner_id: uuid.UUID, key_id: uuid.UUID) -> Pa
     return key
 
 
+def principal_of(partner: Partner, key_id: uuid.UUID) -> PartnerPrincipal:
+    """The partner as a caller (its filters, limits and trust), through key ``key_id``."""
+    return PartnerPrincipal(
+        partner_id=partner.id,
+        key_id=key_id,
+        name=partner.name,
+        enabled=partner.enabled,
+        sections=tuple(partner.sections),
+        tags=tuple(partner.tags),
+        languages=tuple(partner.languages),
+        rate_limit_per_minute=partner.rate_limit_per_minute,
+        receives_embargoed=partner.receives_embargoed,
+        cursor_key=partner.cursor_key(),
+    )
+
+
 def authenticate(session: Session, raw: str, cache: ActorCache | None = None) -> PartnerPrincipal | None:
     """The partner behind a presented key, or None when the key is unknown or revoked
     (or belongs to a deleted partner). A disabled partner is returned, for a 403."""
@@ -153,18 +169,7 @@ def authenticate(session: Session, raw: str, cache: ActorCache | None = None) ->
     if row is None:
         return None
     key_id, partner = row
-    principal = PartnerPrincipal(
-        partner_id=partner.id,
-        key_id=key_id,
-        name=partner.name,
-        enabled=partner.enabled,
-        sections=tuple(partner.sections),
-        tags=tuple(partner.tags),
-        languages=tuple(partner.languages),
-        rate_limit_per_minute=partner.rate_limit_per_minute,
-        receives_embargoed=partner.receives_embargoed,
-        cursor_key=partner.cursor_key(),
-    )
+    principal = principal_of(partner, key_id)
     if cache is not None:
         cache.put(key_hash, principal)
     return principal

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 from werkzeug.http import http_date
 
 from cms.content import search
@@ -27,6 +27,7 @@ from cms.delivery.schemas import ARTICLE, ArticleItemsSchema, ArticleListQuerySc
 from cms.platform import pagination
 from cms.platform.actors import PartnerPrincipal
 from cms.platform.extensions import db
+from cms.platform.http.conditional import unchanged
 from cms.platform.http.routing import route
 
 bp = Blueprint("content", __name__)
@@ -79,7 +80,7 @@ def _article_response(row: Any, fmt: str) -> Response:
         "Cache-Control": _cache_control(),
         "Vary": "Accept, Authorization",
     }
-    if _not_modified(tag, row.changed_at):
+    if unchanged(tag, row.changed_at):
         return Response(status=304, headers=headers)
     body = content.rendered(db.session, [row], fmt, _items_cache())[0]
     return Response(body, status=200, headers=headers, content_type=MEDIA_TYPES[fmt])
@@ -88,17 +89,6 @@ def _article_response(row: Any, fmt: str) -> Response:
 @functools.lru_cache(maxsize=4096)
 def _http_date(value: datetime) -> str:
     return http_date(value)
-
-
-def _not_modified(tag: str, changed_at: datetime) -> bool:
-    """``If-None-Match`` decides when sent (weak comparison, RFC 9110 13.1.2); else
-    ``If-Modified-Since`` (whole seconds)."""
-    environ = request.environ
-    if (given := environ.get("HTTP_IF_NONE_MATCH")) is not None:
-        # A poller sends back the one ETag it was given: no parsing for that.
-        return given == tag or request.if_none_match.contains_weak(tag.strip('"'))
-    since = request.if_modified_since if "HTTP_IF_MODIFIED_SINCE" in environ else None
-    return since is not None and changed_at.replace(microsecond=0) <= since
 
 
 def _article_route(rule: str, summary: str) -> Any:

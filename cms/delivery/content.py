@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Select, bindparam, exists, literal_column, select, tuple_
+from sqlalchemy import Select, bindparam, exists, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
 from cms.content import formats, published, search
@@ -131,21 +131,7 @@ def page(
     session: Session, audience: ContentFilter, query: ListQuery
 ) -> tuple[list[Any], tuple[datetime, uuid.UUID] | None]:
     """Live articles the partner may see, newest first (by publication), keyset-paginated."""
-    stmt: Select[Any] = _ROW.where(P.c.state == "published", *_visible(audience))
-    if query.section:
-        stmt = stmt.where(P.c.section_key == filter_key(query.section))
-    if query.tag:
-        stmt = stmt.where(_tagged([filter_key(query.tag) or ""]))
-    if query.language:
-        stmt = stmt.where(
-            *ContentFilter.of(languages=[query.language]).conditions(
-                section_key=P.c.section_key, language=P.c.language, tagged=_tagged
-            )
-        )
-    if query.since:
-        stmt = stmt.where(P.c.published_at >= query.since)
-    if query.q:
-        stmt = stmt.where(search.condition(session.get_bind().dialect.name, query.q, query.language))
+    stmt: Select[Any] = _ROW.where(P.c.state == "published", *_selected(session, audience, query))
     if query.after is not None:
         stmt = stmt.where(tuple_(P.c.published_at, P.c.article_id) < tuple_(*query.after))
     stmt = stmt.order_by(P.c.published_at.desc(), P.c.article_id.desc()).limit(query.limit + 1)
@@ -153,6 +139,30 @@ def page(
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     return rows, ((rows[-1].published_at, rows[-1].article_id) if more and rows else None)
+
+
+def _selected(session: Session, audience: ContentFilter, query: ListQuery) -> list[Any]:
+    """What the partner may see and asked for, in any state."""
+    out = _visible(audience)
+    if query.section:
+        out.append(P.c.section_key == filter_key(query.section))
+    if query.tag:
+        out.append(_tagged([filter_key(query.tag) or ""]))
+    if query.language:
+        out += ContentFilter.of(languages=[query.language]).conditions(
+            section_key=P.c.section_key, language=P.c.language, tagged=_tagged
+        )
+    if query.since:
+        out.append(P.c.published_at >= query.since)
+    if query.q:
+        out.append(search.condition(session.get_bind().dialect.name, query.q, query.language))
+    return out
+
+
+def last_change(session: Session, audience: ContentFilter, query: ListQuery) -> datetime | None:
+    """When what ``page`` lists last changed, withdrawals included (a story leaving a
+    list changes it as much as one entering it)."""
+    return session.scalar(select(func.max(P.c.changed_at)).where(*_selected(session, audience, query)))
 
 
 def sync_page(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from flask import Response, request
 
@@ -60,6 +61,18 @@ def not_modified(etag: str) -> Response | None:
     if not request.if_none_match.contains_weak(etag.strip('"')):
         return None
     return Response(status=304, headers={"ETag": etag})
+
+
+def unchanged(tag: str, changed_at: datetime) -> bool:
+    """Whether the client holds this representation already (answer 304): ``If-None-Match``
+    decides when sent (weak comparison, RFC 9110 13.1.2); else
+    ``If-Modified-Since`` (whole seconds)."""
+    environ = request.environ
+    if (given := environ.get("HTTP_IF_NONE_MATCH")) is not None:
+        # A poller sends back the one ETag it was given: no parsing for that.
+        return given == tag or request.if_none_match.contains_weak(tag.strip('"'))
+    since = request.if_modified_since if "HTTP_IF_MODIFIED_SINCE" in environ else None
+    return since is not None and changed_at.replace(microsecond=0) <= since
 
 
 IF_MATCH_HEADER = {

@@ -86,6 +86,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for rule, op in _documented_routes(app):
         path, params = _path_and_params(rule.rule)
+        params = [{**p, "schema": op.path.get(p["name"], p["schema"])} for p in params]
         paths.setdefault(path, {})[op.method] = _operation(rule.endpoint, op, params)
     for path in sorted(paths):
         spec.path(path=path, operations=paths[path])

@@ -45,6 +45,9 @@ class Operation:
     response_headers: dict[int, dict[str, Any]] = field(default_factory=dict)
     description: str | None = None
     partner: bool = False
+    # Path parameters documented more narrowly than their converter takes them (the
+    # values served; the view answers the others itself, e.g. 406 for a format).
+    path: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def route(
@@ -63,6 +66,7 @@ def route(
     description: str | None = None,
     partner: bool = False,
     query_error_status: int = 422,
+    path: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` for ``method rule``; it receives ``actor``, path args, ``body``, ``query``.
 
@@ -99,6 +103,7 @@ def route(
             response_headers=response_headers or {},
             description=description or fn.__doc__,
             partner=partner,
+            path=path or {},
         )
 
         @functools.wraps(fn)

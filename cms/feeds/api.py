@@ -1,0 +1,145 @@
+"""Feeds (``/feeds/v1``): RSS 2.0, Atom 1.0 and JSON Feed 1.1 of the published stories,
+for everything or any combination of a section, a tag and a language.
+
+Public feeds (``CMS_PUBLIC_FEEDS``, off by default) show what every partner may see;
+a private feed (``/feeds/v1/p/<token>/…``) shows what that partner may see, through a
+feed token in the URL (feed readers cannot send headers). ``ETag``/``Last-Modified``
+with 304s, ``Cache-Control``; every feed names its WebSub hub and itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.http import http_date
+
+from cms.content.visibility import ContentFilter
+from cms.delivery.api import audience
+from cms.feeds import render, service, tokens
+from cms.feeds.schemas import FEED, MEDIA_TYPES, FeedQuerySchema
+from cms.platform.actors import PartnerPrincipal
+from cms.platform.errors import NotFound
+from cms.platform.extensions import db
+from cms.platform.http.conditional import unchanged
+from cms.platform.http.problems import ApiError
+from cms.platform.http.routing import route
+
+bp = Blueprint("feeds", __name__)
+
+PUBLIC = ContentFilter()
+HEADERS = {
+    "ETag": {"schema": {"type": "string"}},
+    "Last-Modified": {"schema": {"type": "string"}},
+    "Cache-Control": {"schema": {"type": "string"}},
+}
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+
+
+def _feed_route(rule: str, summary: str) -> Any:
+    return route(
+        bp,
+        "GET",
+        rule,
+        summary=summary,
+        role=None,
+        query=FeedQuerySchema(),
+        query_error_status=400,
+        headers=(IF_NONE_MATCH,),
+        responses={200: ("The feed, newest first", FEED), 304: ("Not modified", None)},
+        response_headers={200: HEADERS, 304: HEADERS},
+        errors=(404, 406),
+        path={"fmt": {"type": "string", "enum": list(MEDIA_TYPES), "description": "Another format: 406."}},
+    )
+
+
+@_feed_route("/<fmt>", "A public feed")
+def public_feed(actor: None, fmt: str, query: dict[str, Any]) -> Response:
+    """Everything published, or a section, tag or language (any combination); `fmt`:
+    `rss` (RSS 2.0), `atom` (Atom 1.0) or `json` (JSON Feed 1.1), another one is 406.
+    Offered only when `CMS_PUBLIC_FEEDS` is on (else 404)."""
+    _format(fmt)
+    if not current_app.config["CMS_PUBLIC_FEEDS"]:
+        raise NotFound("Public feeds are not offered here; ask for a private feed.")
+    return _feed(PUBLIC, None, fmt, query)
+
+
+@_feed_route("/p/<token>/<fmt>", "A partner's private feed")
+def private_feed(actor: None, token: str, fmt: str, query: dict[str, Any]) -> Response:
+    """What the partner may see (its filters, and embargoed stories if it is trusted with
+    them), narrowed by `section`, `tag`, `language`; `fmt` as for public feeds. An unknown
+    or revoked token: 404."""
+    _format(fmt)
+    reader = tokens.reader(db.session, token, current_app.extensions["cms_feed_tokens"])
+    if reader is None:
+        raise NotFound("No feed here: the token is unknown or was revoked.")
+    return _feed(audience(reader), reader, fmt, query)
+
+
+def _format(fmt: str) -> None:
+    if fmt not in MEDIA_TYPES:
+        raise ApiError(
+            406, "not-acceptable", "Unsupported feed format", f"Feeds come as {', '.join(MEDIA_TYPES)}."
+        )
+
+
+def _feed(seen: ContentFilter, reader: PartnerPrincipal | None, fmt: str, query: dict[str, Any]) -> Response:
+    selection = service.Selection(query.get("section"), query.get("tag"), query.get("language"))
+    self_url = _self_url(selection)
+    key: Hashable = ("feed", reader.partner_id if reader else None, fmt, selection, self_url)
+    cache = current_app.extensions["cms_projection_cache"]
+    kept, token = cache.get(key)
+    if kept is None:
+        head = service.head(db.session, seen, selection, fmt, current_app.config["CMS_FEED_LENGTH"])
+        kept = (head.etag, head.last_modified, None, head.rows)
+    etag, last_modified, body, rows = kept
+    headers = {
+        "ETag": etag,
+        "Last-Modified": http_date(last_modified),
+        "Cache-Control": f"max-age={current_app.config['CMS_FEED_MAX_AGE']}",
+    }
+    if unchanged(etag, last_modified):
+        cache.put(key, kept, token)
+        return Response(status=304, headers=headers)
+    if body is None:
+        channel = _channel(selection, reader, self_url, last_modified)
+        body = service.body(db.session, fmt, rows, channel, _article_url)
+        cache.put(key, (etag, last_modified, body, rows), token)
+    return Response(body, status=200, headers=headers, content_type=MEDIA_TYPES[fmt])
+
+
+def base_url() -> str:
+    return (current_app.config["CMS_PUBLIC_URL"] or request.host_url).rstrip("/")
+
+
+def hub_url() -> str:
+    return current_app.config["CMS_WEBSUB_HUB"] or f"{base_url()}/websub/hub"
+
+
+def _self_url(selection: service.Selection) -> str:
+    """This feed's canonical address (its WebSub topic): parameters in one order."""
+    params = [(name, value) for name, value in vars(selection).items() if value]
+    return f"{base_url()}{request.path}" + (f"?{urlencode(params)}" if params else "")
+
+
+def _channel(
+    selection: service.Selection, reader: PartnerPrincipal | None, self_url: str, updated: Any
+) -> render.Channel:
+    title = current_app.config["CMS_FEED_TITLE"]
+    whose = f" for {reader.name}" if reader else ""
+    return render.Channel(
+        title=f"{title}: {selection.describe()}",
+        description=f"Published stories{whose}: {selection.describe()}, newest first.",
+        self_url=self_url,
+        site_url=base_url() + "/",
+        hub_url=hub_url(),
+        updated=updated,
+        language=selection.language,
+    )
+
+
+def _article_url(article: dict[str, Any]) -> str | None:
+    template = current_app.config["CMS_ARTICLE_URL"]
+    return template.format(slug=article.get("slug"), id=article["id"]) if template else None
