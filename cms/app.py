@@ -54,10 +54,13 @@ def _after_commit_hooks(settings: Mapping[str, Any], url: str) -> dict[str, Call
     The periodic relay and sweep find the work anyway if a nudge is lost."""
     if not settings["CMS_BROKER_URL"]:
         return {}
-    from cms.platform.broker import RELAY_TASK, SWEEP_TASK, Nudger
+    from cms.platform.broker import RELAY_TASK, SWEEP_TASK, WEBSUB_VERIFY_TASK, Nudger
 
     nudger = Nudger(settings["CMS_BROKER_URL"], settings["CMS_BROKER_PREFIX"])
-    hooks = {"sweep": functools.partial(nudger.nudge, SWEEP_TASK)}
+    hooks = {
+        "sweep": functools.partial(nudger.nudge, SWEEP_TASK),
+        "websub": functools.partial(nudger.nudge, WEBSUB_VERIFY_TASK),
+    }
     # Workers listening on PostgreSQL hear about new events from the database itself.
     if not (settings["CMS_RELAY_LISTEN"] and url.startswith("postgresql")):
         hooks["relay"] = functools.partial(nudger.nudge, RELAY_TASK)

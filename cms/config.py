@@ -143,6 +143,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_ARTICLE_URL": ("", str),
     # An external WebSub hub to notify; empty: the built-in hub at /websub/hub.
     "CMS_WEBSUB_HUB": ("", str),
+    # Seconds between looks at whether watched feeds changed (beat; WebSub notifications).
+    "CMS_WEBSUB_INTERVAL": (2.0, float),
 }
 
 

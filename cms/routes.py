@@ -17,6 +17,7 @@ def register_api(app: Flask) -> None:
     from cms.delivery import api as content
     from cms.delivery import changes_api as changes
     from cms.feeds import api as feeds
+    from cms.feeds import hub_api as websub_hub
     from cms.feeds import tokens_api as feed_tokens
     from cms.partners import admin_api as partners
     from cms.partners import deliveries_api as partner_deliveries
@@ -52,6 +53,7 @@ def register_api(app: Flask) -> None:
         app.register_blueprint(module.bp, url_prefix=PARTNER_PREFIX)
     app.register_blueprint(feed_tokens.partner, url_prefix=PARTNER_PREFIX)
     app.register_blueprint(feeds.bp, url_prefix=FEEDS_PREFIX)
+    app.register_blueprint(websub_hub.bp)
     app.register_blueprint(health.bp)
     observability.install(app)
     from cms.platform.http.guards import install_read_only_requests, refuse_long_urls

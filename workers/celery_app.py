@@ -17,6 +17,8 @@ from cms.platform.broker import (
     SCHEDULE_TASK,
     SWEEP_TASK,
     TASK_QUEUES,
+    WEBSUB_NOTIFY_TASK,
+    WEBSUB_VERIFY_TASK,
     broker_settings,
 )
 
@@ -79,6 +81,14 @@ def create_celery(config: Mapping[str, Any] | None = None) -> Celery:
                 "schedule": schedule_every,
                 "options": {"expires": max(schedule_every * 5, 5)},
             },
+            # WebSub: feeds that changed, and requests whose intent is not verified yet
+            # (the hub's endpoint nudges that at once; this is the safety net).
+            "websub-notify": {
+                "task": WEBSUB_NOTIFY_TASK,
+                "schedule": float(settings["CMS_WEBSUB_INTERVAL"]),
+                "options": {"expires": 10},
+            },
+            "websub-verify": {"task": WEBSUB_VERIFY_TASK, "schedule": 10.0, "options": {"expires": 30}},
             "prune-delivery-log": {
                 "task": PRUNE_TASK,
                 "schedule": 3600.0,

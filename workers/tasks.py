@@ -10,8 +10,10 @@ database decides what is claimable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,23 @@ from celery.signals import setup_logging, worker_init, worker_process_init, work
 from flask import Flask
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+from cms.feeds import websub
 from cms.platform import logs
-from cms.platform.broker import DELIVER_TASK, PRUNE_TASK, RELAY_TASK, SCHEDULE_TASK, SWEEP_TASK, TASK_QUEUES
+from cms.platform.broker import (
+    DELIVER_TASK,
+    PRUNE_TASK,
+    RELAY_TASK,
+    SCHEDULE_TASK,
+    SWEEP_TASK,
+    TASK_QUEUES,
+    WEBSUB_NOTIFY_TASK,
+    WEBSUB_VERIFY_TASK,
+)
 from cms.platform.extensions import db
 from cms.publishing import scheduler
 from cms.webhooks import engine as runtime
 from cms.webhooks import prune as retention
+from cms.webhooks.subscriptions import url_policy
 
 log = logging.getLogger("workers")
 
@@ -33,9 +46,36 @@ log = logging.getLogger("workers")
 _celery: list[Celery] = []  # the app these tasks run in, set by ``bind`` (no import of ``workers``)
 
 
+_hub: list[Any] = []  # Flask-WebSub's hub: its delivery task is registered on our app
+
+
 def bind(app: Celery) -> None:
-    """Called by ``create_celery``: the tasks send follow-up work through ``app``."""
+    """Called by ``create_celery``: the tasks send follow-up work through ``app``; the
+    WebSub hub registers its own task on it now, so every worker process knows it."""
     _celery[:] = [app]
+    from flask_websub.hub import Hub
+
+    hub = Hub(websub.Storage(_scope, lambda: url_policy(_flask().config)), celery=app, **websub.HUB_SETTINGS)
+    hub.register_validator(
+        lambda callback_url, *_args: websub.callback_refused(callback_url, url_policy(_flask().config))
+    )
+    _hub[:] = [hub]
+
+
+def _flask() -> Flask:
+    return runtime.get_runtime(_make_app, _send_task).app
+
+
+@contextlib.contextmanager
+def _scope() -> Iterator[Any]:
+    """A unit of work on this process's app (Flask-WebSub calls storage from its tasks)."""
+    with _flask().app_context():
+        try:
+            yield db.session
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
 
 
 def _send_task(name: str, *, args: list[Any] | None = None, queue: str | None = None) -> None:
@@ -80,6 +120,27 @@ def run_schedule() -> int:
     app = runtime.get_runtime(_make_app, _send_task).app
     with app.app_context():
         return len(scheduler.run_due(db.session, grace_seconds=scheduler.grace(app.config)))
+
+
+@shared_task(name=WEBSUB_VERIFY_TASK)
+def websub_verify() -> int:
+    """Verify the intent of pending WebSub (un)subscriptions."""
+    return websub.verify_pending(_scope, _hub[0])
+
+
+@shared_task(name=WEBSUB_NOTIFY_TASK)
+def websub_notify() -> int:
+    """Tell WebSub subscribers (or an external hub) which feeds changed."""
+    config = _flask().config
+    if config["CMS_WEBSUB_HUB"]:
+        return websub.ping_external(_scope, config, _post_form)
+    return websub.notify(_scope, config, _hub[0])
+
+
+def _post_form(url: str, form: dict[str, str]) -> None:
+    import requests
+
+    requests.post(url, data=form, timeout=5).raise_for_status()
 
 
 @setup_logging.connect

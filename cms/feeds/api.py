@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.http import http_date
 
 from cms.content.visibility import ContentFilter
-from cms.delivery.api import audience
-from cms.feeds import render, service, tokens
+from cms.feeds import service, topics
 from cms.feeds.schemas import FEED, MEDIA_TYPES, FeedQuerySchema
 from cms.platform.actors import PartnerPrincipal
 from cms.platform.errors import NotFound
@@ -29,7 +27,6 @@ from cms.platform.http.routing import route
 
 bp = Blueprint("feeds", __name__)
 
-PUBLIC = ContentFilter()
 HEADERS = {
     "ETag": {"schema": {"type": "string"}},
     "Last-Modified": {"schema": {"type": "string"}},
@@ -63,7 +60,7 @@ def public_feed(actor: None, fmt: str, query: dict[str, Any]) -> Response:
     _format(fmt)
     if not current_app.config["CMS_PUBLIC_FEEDS"]:
         raise NotFound("Public feeds are not offered here; ask for a private feed.")
-    return _feed(PUBLIC, None, fmt, query)
+    return _feed(topics.PUBLIC, None, topics.Topic(fmt, _selection(query)))
 
 
 @_feed_route("/p/<token>/<fmt>", "A partner's private feed")
@@ -72,10 +69,15 @@ def private_feed(actor: None, token: str, fmt: str, query: dict[str, Any]) -> Re
     them), narrowed by `section`, `tag`, `language`; `fmt` as for public feeds. An unknown
     or revoked token: 404."""
     _format(fmt)
-    reader = tokens.reader(db.session, token, current_app.extensions["cms_feed_tokens"])
-    if reader is None:
+    topic = topics.Topic(fmt, _selection(query), token)
+    found = topics.resolve(db.session, topic, current_app.config, current_app.extensions["cms_feed_tokens"])
+    if found is None:
         raise NotFound("No feed here: the token is unknown or was revoked.")
-    return _feed(audience(reader), reader, fmt, query)
+    return _feed(*found, topic)
+
+
+def _selection(query: dict[str, Any]) -> service.Selection:
+    return service.Selection(query.get("section"), query.get("tag"), query.get("language"))
 
 
 def _format(fmt: str) -> None:
@@ -85,61 +87,28 @@ def _format(fmt: str) -> None:
         )
 
 
-def _feed(seen: ContentFilter, reader: PartnerPrincipal | None, fmt: str, query: dict[str, Any]) -> Response:
-    selection = service.Selection(query.get("section"), query.get("tag"), query.get("language"))
-    self_url = _self_url(selection)
-    key: Hashable = ("feed", reader.partner_id if reader else None, fmt, selection, self_url)
+def _feed(seen: ContentFilter, reader: PartnerPrincipal | None, topic: topics.Topic) -> Response:
+    base = base_url()
+    key: Hashable = ("feed", reader.partner_id if reader else None, topic, base)
     cache = current_app.extensions["cms_projection_cache"]
     kept, token = cache.get(key)
     if kept is None:
-        head = service.head(db.session, seen, selection, fmt, current_app.config["CMS_FEED_LENGTH"])
-        kept = (head.etag, head.last_modified, None, head.rows)
-    etag, last_modified, body, rows = kept
+        config = current_app.config
+        kept = (service.head(db.session, seen, topic.selection, topic.fmt, config["CMS_FEED_LENGTH"]), None)
+    head, body = kept
     headers = {
-        "ETag": etag,
-        "Last-Modified": http_date(last_modified),
+        "ETag": head.etag,
+        "Last-Modified": http_date(head.last_modified),
         "Cache-Control": f"max-age={current_app.config['CMS_FEED_MAX_AGE']}",
     }
-    if unchanged(etag, last_modified):
+    if unchanged(head.etag, head.last_modified):
         cache.put(key, kept, token)
         return Response(status=304, headers=headers)
     if body is None:
-        channel = _channel(selection, reader, self_url, last_modified)
-        body = service.body(db.session, fmt, rows, channel, _article_url)
-        cache.put(key, (etag, last_modified, body, rows), token)
-    return Response(body, status=200, headers=headers, content_type=MEDIA_TYPES[fmt])
+        _, body = topics.build(db.session, current_app.config, topic, seen, reader, base, head)
+        cache.put(key, (head, body), token)
+    return Response(body, status=200, headers=headers, content_type=MEDIA_TYPES[topic.fmt])
 
 
 def base_url() -> str:
     return (current_app.config["CMS_PUBLIC_URL"] or request.host_url).rstrip("/")
-
-
-def hub_url() -> str:
-    return current_app.config["CMS_WEBSUB_HUB"] or f"{base_url()}/websub/hub"
-
-
-def _self_url(selection: service.Selection) -> str:
-    """This feed's canonical address (its WebSub topic): parameters in one order."""
-    params = [(name, value) for name, value in vars(selection).items() if value]
-    return f"{base_url()}{request.path}" + (f"?{urlencode(params)}" if params else "")
-
-
-def _channel(
-    selection: service.Selection, reader: PartnerPrincipal | None, self_url: str, updated: Any
-) -> render.Channel:
-    title = current_app.config["CMS_FEED_TITLE"]
-    whose = f" for {reader.name}" if reader else ""
-    return render.Channel(
-        title=f"{title}: {selection.describe()}",
-        description=f"Published stories{whose}: {selection.describe()}, newest first.",
-        self_url=self_url,
-        site_url=base_url() + "/",
-        hub_url=hub_url(),
-        updated=updated,
-        language=selection.language,
-    )
-
-
-def _article_url(article: dict[str, Any]) -> str | None:
-    template = current_app.config["CMS_ARTICLE_URL"]
-    return template.format(slug=article.get("slug"), id=article["id"]) if template else None

@@ -21,6 +21,8 @@ SWEEP_TASK = "cms.sweep"
 DELIVER_TASK = "cms.deliver"
 PRUNE_TASK = "cms.prune-delivery-log"
 SCHEDULE_TASK = "cms.run-schedule"
+WEBSUB_VERIFY_TASK = "cms.websub-verify"
+WEBSUB_NOTIFY_TASK = "cms.websub-notify"
 
 EVENTS_QUEUE = "cms.events"  # relay and sweep
 DELIVERIES_QUEUE = "cms.deliveries"  # first attempts
@@ -30,6 +32,8 @@ TASK_QUEUES = {
     RELAY_TASK: EVENTS_QUEUE,
     SWEEP_TASK: EVENTS_QUEUE,
     SCHEDULE_TASK: EVENTS_QUEUE,  # short, and due to the second
+    WEBSUB_VERIFY_TASK: RETRIES_QUEUE,  # calls subscribers' callbacks: never ahead of webhooks
+    WEBSUB_NOTIFY_TASK: RETRIES_QUEUE,
     DELIVER_TASK: DELIVERIES_QUEUE,
     PRUNE_TASK: RETRIES_QUEUE,  # housekeeping: behind anything a partner waits for
 }
