@@ -10,10 +10,8 @@ database decides what is claimable.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +64,7 @@ def _flask() -> Flask:
     return runtime.get_runtime(_make_app, _send_task).app
 
 
-@contextlib.contextmanager
-def _scope() -> Iterator[Any]:
-    """A unit of work on this process's app (Flask-WebSub calls storage from its tasks)."""
-    with _flask().app_context():
-        try:
-            yield db.session
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
+_scope = websub.app_scope(_flask)
 
 
 def _send_task(name: str, *, args: list[Any] | None = None, queue: str | None = None) -> None:

@@ -15,6 +15,7 @@ subscribed, when verified and again before every notification.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -30,7 +31,9 @@ from cms.events import feed, outbox
 from cms.events.models import OutboxEvent
 from cms.feeds import render, service, topics
 from cms.feeds.models import WebSubClock, WebSubSubscription, WebSubTopic
+from cms.platform import uow
 from cms.platform.clock import utcnow
+from cms.platform.extensions import db
 from cms.webhooks.subscriptions import UrlPolicy, check_url_allowed
 
 log = logging.getLogger("cms.feeds.websub")
@@ -38,6 +41,17 @@ S = WebSubSubscription
 # Flask-WebSub's settings: sha256 signatures, 5 s requests, 8 attempts over about half an hour.
 HUB_SETTINGS = {"SIGNATURE_ALGORITHM": "sha256", "REQUEST_TIMEOUT": 5, "MAX_ATTEMPTS": 8, "BACKOFF_BASE": 4.0}
 SessionScope = Callable[[], Any]  # a context manager giving a Session that commits on success
+
+
+def app_scope(get_app: Callable[[], Any]) -> SessionScope:
+    """Units of work on an app's session, for code outside a request (workers, Flask-WebSub's tasks)."""
+
+    @contextlib.contextmanager
+    def scope() -> Iterator[Session]:
+        with get_app().app_context(), uow.transaction(db.session):
+            yield db.session
+
+    return scope
 
 
 def callback_refused(callback_url: str, policy: UrlPolicy) -> str | None:

@@ -5,7 +5,6 @@ changes; with an external hub, the public feeds a change touches are pinged."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 
 import pytest
@@ -13,7 +12,6 @@ from celery import Celery
 from flask_websub.hub import Hub
 
 from cms.feeds import websub
-from cms.platform.extensions import db
 from cms.webhooks.subscriptions import url_policy
 from tests.helpers import eventually
 from tests.receivers import Receiver, Subscriber
@@ -31,17 +29,7 @@ def public(live):
 
 
 def _scope(app):
-    @contextlib.contextmanager
-    def scope():
-        with app.app_context():
-            try:
-                yield db.session
-                db.session.commit()
-            except BaseException:
-                db.session.rollback()
-                raise
-
-    return scope
+    return websub.app_scope(lambda: app)
 
 
 def _hub(app):
