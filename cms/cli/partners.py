@@ -83,3 +83,25 @@ def partners_create_key(partner_id: uuid.UUID, name: str) -> None:
         f"Created key '{key.name}' (prefix {key.prefix}). Give it to the partner now; it is not shown again:"
     )
     click.echo(raw)
+
+
+@partners_group.command("create-feed-token")
+@click.argument("partner_id", type=click.UUID)
+@click.option("--name", default="feed reader", help="A label shown in token lists.")
+@click.option(
+    "--base-url", default="http://127.0.0.1:8000", show_default=True, help="Where feeds are served."
+)
+@with_appcontext
+def partners_create_feed_token(partner_id: uuid.UUID, name: str, base_url: str) -> None:
+    """Create a token for a partner's private feeds and print its RSS, Atom and JSON Feed
+    URLs (last lines). It is shown only once."""
+    from cms.feeds import tokens
+
+    try:
+        token, raw = tokens.create(db.session, partner_id, name)
+    except NotFound as exc:
+        raise click.ClickException(exc.detail) from None
+    base = current_app.config["CMS_PUBLIC_URL"].rstrip("/") or base_url.rstrip("/")
+    click.echo(f"Created feed token '{token.name}' (prefix {token.prefix}); its feeds (not shown again):")
+    for fmt in ("rss", "atom", "json"):
+        click.echo(f"{base}/feeds/v1/p/{raw}/{fmt}")

@@ -117,5 +117,8 @@ def test_partners_from_the_command_line(committed_app):
     assert key.startswith("cmsp_")
     me = committed_app.test_client().get("/partner/v1/me", headers={"Authorization": f"Bearer {key}"})
     assert me.status_code == 200 and me.get_json()["name"] == "Dnevnik"
+    feeds = cli(committed_app, "partners", "create-feed-token", partner_id).strip().splitlines()[-3:]
+    assert [url.rsplit("/", 1)[1] for url in feeds] == ["rss", "atom", "json"]
+    assert committed_app.test_client().get(feeds[0].removeprefix("http://127.0.0.1:8000")).status_code == 200
     missing = committed_app.test_cli_runner().invoke(args=["partners", "create-key", str(uuid.uuid4())])
     assert missing.exit_code != 0 and "No partner" in missing.output
