@@ -89,7 +89,7 @@ def _format(fmt: str) -> None:
 
 def _feed(seen: ContentFilter, reader: PartnerPrincipal | None, topic: topics.Topic) -> Response:
     base = base_url()
-    key: Hashable = ("feed", reader.partner_id if reader else None, topic, base)
+    key: Hashable = ("feed", seen, topic, base)  # a changed partner filter is another feed
     cache = current_app.extensions["cms_projection_cache"]
     kept, token = cache.get(key)
     if kept is None:
