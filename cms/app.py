@@ -7,8 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request, Response, current_app
-from flask.sessions import SessionInterface
+from flask import Flask, current_app
 
 from cms.config import load_config
 from cms.platform import logs, uow
@@ -16,16 +15,6 @@ from cms.platform.db import PoolSettings, configure_postgresql, configure_sqlite
 from cms.platform.extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
-
-
-class NoSessions(SessionInterface):
-    """The API is stateless; Flask's cookie session would only cost time."""
-
-    def open_session(self, app: Flask, request: Request) -> None:
-        return None
-
-    def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        return None
 
 
 class CmsFlask(Flask):
@@ -106,7 +95,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, role: str = "api") ->
         JSON_SORT_KEYS=False,
     )
     # Bearer keys, not cookies: skip opening a signed-cookie session per request.
-    app.session_interface = NoSessions()
+    from cms.console.sessions import ConsoleSessions
+
+    app.session_interface = ConsoleSessions()  # cookies for /console only: the API is stateless
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 

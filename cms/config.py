@@ -145,6 +145,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CMS_WEBSUB_HUB": ("", str),
     # Seconds between looks at whether watched feeds changed (beat; WebSub notifications).
     "CMS_WEBSUB_INTERVAL": (2.0, float),
+    # The web console (/console): a session unused this long ends.
+    "CMS_CONSOLE_IDLE_MINUTES": (30.0, float),
 }
 
 

@@ -14,6 +14,7 @@ def register_api(app: Flask) -> None:
     from cms.accounts import api as api_keys
     from cms.authoring import api as articles
     from cms.authoring import versions_api as versions
+    from cms.console import views as console
     from cms.delivery import api as content
     from cms.delivery import changes_api as changes
     from cms.feeds import api as feeds
@@ -54,6 +55,9 @@ def register_api(app: Flask) -> None:
     app.register_blueprint(feed_tokens.partner, url_prefix=PARTNER_PREFIX)
     app.register_blueprint(feeds.bp, url_prefix=FEEDS_PREFIX)
     app.register_blueprint(websub_hub.bp)
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # only the console's forms use tokens
+    console.csrf.init_app(app)
+    app.register_blueprint(console.bp, url_prefix="/console")
     app.register_blueprint(health.bp)
     observability.install(app)
     from cms.platform.http.guards import install_read_only_requests, refuse_long_urls

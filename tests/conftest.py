@@ -178,3 +178,13 @@ def live(databases: DatabaseFactory) -> Iterator[Any]:
     server = Live(make_app(databases.copy_url())).start()
     yield server
     server.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name the console's screenshots in the log (CI keeps the log)."""
+    from tests.e2e import test_console_browser
+
+    if test_console_browser.SAVED:
+        terminalreporter.write_sep("-", "console screenshots")
+        for path in test_console_browser.SAVED:
+            terminalreporter.write_line(str(path))

@@ -94,6 +94,14 @@ def authenticate(session: Session, raw: str, cache: ActorCache | None = None) ->
     return actor
 
 
+def actor_of_key(session: Session, key_id: uuid.UUID) -> Actor | None:
+    """The actor behind an active key, by its id (a console session names its key so)."""
+    row = session.execute(
+        select(ApiKey.id, ApiKey.name, ApiKey.role).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    ).first()
+    return Actor(key_id=row.id, name=row.name, role=Role(row.role)) if row is not None else None
+
+
 def page(
     session: Session, *, limit: int, after: uuid.UUID | None, include_revoked: bool = False
 ) -> tuple[list[ApiKey], uuid.UUID | None]:

@@ -153,6 +153,18 @@ def principal_of(partner: Partner, key_id: uuid.UUID) -> PartnerPrincipal:
     )
 
 
+def principal_of_key(session: Session, key_id: uuid.UUID) -> PartnerPrincipal | None:
+    """The partner behind an active key of an active partner, by the key's id."""
+    row = session.execute(
+        select(PartnerKey.id, Partner)
+        .join(Partner, Partner.id == PartnerKey.partner_id)
+        .where(PartnerKey.id == key_id, PartnerKey.revoked_at.is_(None), Partner.deleted_at.is_(None))
+    ).first()
+    if row is None or not row[1].enabled:
+        return None
+    return principal_of(row[1], row[0])
+
+
 def authenticate(session: Session, raw: str, cache: ActorCache | None = None) -> PartnerPrincipal | None:
     """The partner behind a presented key, or None when the key is unknown or revoked
     (or belongs to a deleted partner). A disabled partner is returned, for a 403."""

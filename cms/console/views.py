@@ -1,0 +1,139 @@
+"""The web console (``/console``): server-rendered pages over the same queries as the API.
+
+Security on every page: a strict Content-Security-Policy (no inline script unless it
+carries the page's nonce; styles and images from the app only; no framing), a CSRF
+token in every form (Flask-WTF; a POST without it is refused), a session cookie as
+``cms.console.sessions`` describes. Editors see articles with their history, a
+word-level diff of the body and a field diff of the rest, the schedule and embargo.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from cms.authoring import articles as articles_queries
+from cms.console import auth
+from cms.content import reads, representation, versions, worddiff
+from cms.platform.actors import Role
+from cms.platform.errors import NotFound
+from cms.platform.extensions import db
+from cms.publishing import schedule
+
+bp = Blueprint("console", __name__, template_folder="templates", static_folder="static")
+csrf = CSRFProtect()
+
+
+@bp.before_request
+def _guard() -> Any:
+    g.nonce = secrets.token_urlsafe(16)
+    if request.method == "POST":
+        csrf.protect()  # 400 without the form's token
+    g.user = auth.current()
+    if g.user is None and request.endpoint not in ("console.login", "console.static"):
+        return redirect(url_for("console.login", next=request.path))
+    return None
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    nonce = getattr(g, "nonce", "")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_refused(error: CSRFError) -> tuple[str, int]:
+    return render_template("console/error.html", title="Form expired", message=error.description), 400
+
+
+def _require(role: Role) -> auth.User:
+    user: auth.User = g.user
+    if not user.can(role):
+        abort(403)
+    return user
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        user = auth.sign_in(request.form.get("key", ""))
+        if user is not None:
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/console/") else url_for("console.home"))
+        error = "That key is unknown, revoked, or its partner is disabled."
+    return render_template("console/login.html", error=error), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    auth.sign_out()
+    return redirect(url_for("console.login"))
+
+
+@bp.get("/")
+def home() -> Response:
+    user: auth.User = g.user
+    if user.kind == "partner" or not user.can(Role.WRITER):
+        return render_template("console/home.html")
+    return redirect(url_for("console.article_list"))
+
+
+@bp.get("/articles")
+def article_list() -> str:
+    _require(Role.WRITER)
+    state = request.args.get("state") or None
+    if state not in (None, *representation.STATES):
+        state = None
+    rows, _ = reads.page(db.session, reads.ListFilters(state=state), limit=50, after=None)
+    return render_template("console/articles.html", rows=rows, state=state, states=representation.STATES)
+
+
+@bp.get("/articles/<uuid:article_id>")
+def article(article_id: uuid.UUID) -> str:
+    _require(Role.WRITER)
+    try:
+        head = articles_queries.get(db.session, article_id)
+    except NotFound:
+        abort(404)
+    latest = head.current_version
+    to_n = _number("to", latest, latest)
+    from_n = _number("from", max(1, to_n - 1), latest)
+    old, new = versions.get(db.session, article_id, from_n), versions.get(db.session, article_id, to_n)
+    history, _ = versions.page(db.session, article_id, limit=50, after=None)
+    pending, done = schedule.of_article(db.session, article_id)
+    return render_template(
+        "console/article.html",
+        article=head,
+        history=history,
+        from_n=from_n,
+        to_n=to_n,
+        body=worddiff.words(
+            worddiff.text_of(old.data.get("body") or ""), worddiff.text_of(new.data.get("body") or "")
+        ),
+        fields=_field_changes(old.data, new.data),
+        pending=pending,
+        done=done,
+    )
+
+
+def _number(name: str, default: int, latest: int) -> int:
+    raw = request.args.get(name, "")
+    return min(max(int(raw), 1), latest) if raw.isdigit() and len(raw) < 10 else default
+
+
+def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Every field but the body that differs: (name, before, after)."""
+    names = [f.name for f in representation.CONTENT if f.name != "body"]
+    return [(n, old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n)]
