@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test lint migrate bench bench-fanout bench-content bench-schedule clean
+.PHONY: help run test lint migrate bench bench-fanout bench-content bench-schedule bench-feeds clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ bench-content: $(STAMP) ## Content API and change feed benchmark (needs PostgreS
 
 bench-schedule: $(STAMP) ## Scheduled-publish precision against Celery eta= (needs PostgreSQL and Redis); see bench/README.md
 	$(BIN)/python bench/schedule.py
+
+bench-feeds: $(STAMP) ## Feeds: fresh renders and 304s against bare Flask (needs PostgreSQL); see bench/README.md
+	$(BIN)/python bench/feeds.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache

@@ -102,7 +102,8 @@ def _feed(seen: ContentFilter, reader: PartnerPrincipal | None, topic: topics.To
         "Cache-Control": f"max-age={current_app.config['CMS_FEED_MAX_AGE']}",
     }
     if unchanged(head.etag, head.last_modified):
-        cache.put(key, kept, token)
+        if body is None:
+            cache.put(key, kept, token)  # validators read now; a hit is in the cache already
         return Response(status=304, headers=headers)
     if body is None:
         _, body = topics.build(db.session, current_app.config, topic, seen, reader, base, head)
@@ -111,4 +112,19 @@ def _feed(seen: ContentFilter, reader: PartnerPrincipal | None, topic: topics.To
 
 
 def base_url() -> str:
-    return (current_app.config["CMS_PUBLIC_URL"] or request.host_url).rstrip("/")
+    """Where the API is reached: ``CMS_PUBLIC_URL``, else as this request came (kept per
+    scheme and host: werkzeug builds ``host_url`` anew on every request)."""
+    configured = current_app.config["CMS_PUBLIC_URL"]
+    if configured:
+        return str(configured).rstrip("/")
+    environ = request.environ
+    key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SERVER_NAME"))
+    found = _BASES.get(key)
+    if found is None:
+        found = _BASES[key] = request.host_url.rstrip("/")
+        if len(_BASES) > 256:  # hosts are the client's to choose: stay small
+            _BASES.clear()
+    return found
+
+
+_BASES: dict[tuple[Any, ...], str] = {}

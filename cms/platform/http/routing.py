@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
@@ -255,18 +257,23 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-_NO_QUERY: dict[int, dict[str, Any]] = {}  # per schema: what an empty query string loads to
+_QUERIES: LRUCache[tuple[int, str], dict[str, Any]] = LRUCache(maxsize=4096)  # (schema, query) -> loaded
+_QUERIES_LOCK = threading.Lock()
 
 
 def parse_query(schema: Schema, error_status: int = 422) -> dict[str, Any]:
-    """The query string through ``schema``. Without one, its defaults (loaded once:
-    polling partners send the same bare URL again and again)."""
-    if not request.environ.get("QUERY_STRING") and (empty := _NO_QUERY.get(id(schema))) is not None:
-        return dict(empty)
+    """The query string through ``schema``. Loading is a pure function of the two, and
+    pollers send the same URL again and again (a feed reader, a partner's list): the
+    result is kept per (schema, query string), in a bounded LRU; only successes are."""
+    key = (id(schema), request.environ.get("QUERY_STRING", ""))
+    with _QUERIES_LOCK:
+        known = _QUERIES.get(key)
+    if known is not None:
+        return dict(known)
     try:
         loaded = schema.load(request.args.to_dict(flat=True))
-        if not request.environ.get("QUERY_STRING"):
-            _NO_QUERY[id(schema)] = dict(loaded)
+        with _QUERIES_LOCK:
+            _QUERIES[key] = dict(loaded)
         return loaded
     except ValidationError as exc:
         if error_status == 422:
