@@ -85,7 +85,9 @@ def logout() -> Response:
 @bp.get("/")
 def home() -> Response:
     user: auth.User = g.user
-    if user.kind == "partner" or not user.can(Role.WRITER):
+    if user.kind == "partner":
+        return redirect(url_for("console.partner_subscriptions"))
+    if not user.can(Role.WRITER):
         return render_template("console/home.html")
     return redirect(url_for("console.article_list"))
 

@@ -83,7 +83,7 @@ def test_roles_are_checked_on_every_route(client, keys):
         f"/api/v1/partners/{partner.get_json()['id']}/keys", json={"name": "k"}, headers=keys.auth(Role.ADMIN)
     ).get_json()["key"]
     assert _sign_in(client, key).status_code == 302
-    assert "a partner" in client.get("/console/").get_data(as_text=True)
+    assert client.get("/console/").headers["Location"] == "/console/partner/subscriptions"
     assert [client.get(p).status_code for p in paths] == [403, 403]
 
 
@@ -116,3 +116,48 @@ def test_the_history_shows_a_word_level_diff(client, keys):
     assert re.findall(r"<ins>(.*?)</ins>", diff) == ["REPLACED"]
     assert re.findall(r"<del>(.*?)</del>", diff) == [word]
     assert "No other field changed." in page
+
+
+def _partner_key(client, keys, name):
+    admin = keys.auth(Role.ADMIN)
+    partner = client.post(
+        "/api/v1/partners", json={"name": name, "email": "p@x.example"}, headers=admin
+    ).get_json()
+    return client.post(
+        f"/api/v1/partners/{partner['id']}/keys", json={"name": "k"}, headers=admin
+    ).get_json()["key"]
+
+
+def _subscribe(client, key, url):
+    r = client.post(
+        "/partner/v1/subscriptions", json={"url": url}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def test_a_partner_serves_itself_and_sees_nothing_of_another(client, keys):
+    alice, bob = _partner_key(client, keys, "Alice"), _partner_key(client, keys, "Bob")
+    mine = _subscribe(client, alice, "https://93.184.215.14/hooks/alice")
+    theirs = _subscribe(client, bob, "https://93.184.215.14/hooks/bob")
+    assert _sign_in(client, alice).headers["Location"] == "/console/"
+    assert client.get("/console/").headers["Location"] == "/console/partner/subscriptions"
+    listing = client.get("/console/partner/subscriptions").get_data(as_text=True)
+    assert mine["url"] in listing and theirs["url"] not in listing
+    page_path = f"/console/partner/subscriptions/{mine['id']}"
+    token = _token(client, page_path)
+    rotated = client.post(f"{page_path}/rotate", data={"csrf_token": token}).get_data(as_text=True)
+    secret = re.search(r'id="new-secret">.*?<code>(whsec_[^<]+)</code>', rotated, re.S).group(1)
+    assert secret != mine["secret"] and secret not in client.get(page_path).get_data(as_text=True)
+    pinged = client.post(f"{page_path}/ping", data={"csrf_token": token}, follow_redirects=True)
+    assert "Test ping sent." in pinged.get_data(as_text=True)
+    replayed = client.post(f"{page_path}/replay", data={"csrf_token": token, "since": "2020-01-01T00:00"},
+                           follow_redirects=True)  # fmt: skip
+    assert "deliveries queued again." in replayed.get_data(as_text=True)
+    # Bob's subscription does not exist for Alice, read or write.
+    other = f"/console/partner/subscriptions/{theirs['id']}"
+    assert client.get(other).status_code == 404
+    assert client.post(f"{other}/rotate", data={"csrf_token": token}).status_code == 404
+    assert client.get("/console/articles").status_code == 403
+    _sign_in(client, keys.raw[Role.ADMIN])
+    assert client.get("/console/partner/subscriptions").status_code == 403  # the partner pages are partners'
