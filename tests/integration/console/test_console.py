@@ -161,3 +161,23 @@ def test_a_partner_serves_itself_and_sees_nothing_of_another(client, keys):
     assert client.get("/console/articles").status_code == 403
     _sign_in(client, keys.raw[Role.ADMIN])
     assert client.get("/console/partner/subscriptions").status_code == 403  # the partner pages are partners'
+
+
+def test_ops_pages_are_for_admins_and_pause_and_resume(client, keys):
+    admin = keys.auth(Role.ADMIN)
+    sub = client.post("/api/v1/subscriptions", json={"url": "https://93.184.215.14/hooks/ops"}, headers=admin)
+    sub = sub.get_json()
+    pages = ["/console/ops/subscriptions", f"/console/ops/subscriptions/{sub['id']}"]
+    _sign_in(client, keys.raw[Role.EDITOR])
+    assert [client.get(p).status_code for p in pages] == [403, 403]
+    _sign_in(client, keys.raw[Role.ADMIN])
+    assert [client.get(p).status_code for p in pages] == [200, 200]
+    assert client.get("/console/ops/subscriptions/00000000-0000-0000-0000-000000000009").status_code == 404
+    assert client.get("/console/ops/events/00000000-0000-0000-0000-000000000009").status_code == 404
+    token = _token(client, pages[1])
+    paused = client.post(f"{pages[1]}/pause", data={"csrf_token": token}, follow_redirects=True)
+    assert "Paused." in paused.get_data(as_text=True)
+    assert client.get(f"/api/v1/subscriptions/{sub['id']}", headers=admin).get_json()["enabled"] is False
+    client.post(f"{pages[1]}/resume", data={"csrf_token": token})
+    assert client.get(f"/api/v1/subscriptions/{sub['id']}", headers=admin).get_json()["enabled"] is True
+    assert client.post(f"{pages[1]}/pause").status_code == 400  # no CSRF token
