@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -144,7 +145,11 @@ def _start(
     env.setdefault("CMS_WEBHOOK_ALLOWED_NETWORKS", LOOPBACK)
     celery = [sys.executable, "-m", "celery", "-A", "workers"]
     return {
-        "api": subprocess.Popen(_gunicorn(listener), env=env, pass_fds=(listener.fileno(),)),
+        # gunicorn in a process group of its own: stopping kills whatever of it is left
+        # (a worker that hangs on its way out would otherwise outlive its master).
+        "api": subprocess.Popen(
+            _gunicorn(listener), env=env, pass_fds=(listener.fileno(),), start_new_session=True
+        ),
         "worker": subprocess.Popen(
             [*celery, "worker", f"--concurrency={concurrency}", "-Q", ",".join(QUEUES)],
             env=env,
@@ -174,6 +179,7 @@ def _watch(children: dict[str, subprocess.Popen[bytes]], stopping: threading.Eve
 
 
 def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each (graceful), then whatever is left of the API's process group."""
     for proc in children.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -182,3 +188,5 @@ def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(children["api"].pid, signal.SIGKILL)
