@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from cms.accounts.models import Partner
 from cms.content.formats.facts import WITHDRAWAL_EVENTS, EventFacts
 from cms.events.outbox import EventType
+from cms.platform.errors import Conflict
 from cms.webhooks.endpoints import Endpoint
 from cms.webhooks.models import Delivery, DeliveryStatus, Subscription
 
@@ -154,3 +155,18 @@ def early_recipients(session: Session, article_id: uuid.UUID) -> list[dict[str, 
         .order_by(D.c.created_at, D.c.id)
     )
     return [dict(row._mapping) for row in session.execute(stmt)]
+
+
+def mode_of(session: Session, partner_id: uuid.UUID | None, mode: str | None) -> str:
+    """``hold`` unless asked otherwise; ``send`` only for a partner trusted with embargoed
+    content (the newsroom's own subscriptions hold too: they feed public sites). A refusal
+    is the partner's state, not the request's shape: 409."""
+    if mode != "send":
+        return "hold"
+    partner = session.get(Partner, partner_id) if partner_id is not None else None
+    if partner is None or not partner.receives_embargoed:
+        raise Conflict(
+            "Only a partner with receives_embargoed may have embargoed stories sent before the lift.",
+            field="embargo",
+        )
+    return "send"

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cms.accounts.models import Partner
 from cms.content.visibility import clean_names
 from cms.events import outbox
 from cms.events.models import OutboxEvent
@@ -21,7 +20,7 @@ from cms.platform import uow
 from cms.platform.clock import utcnow
 from cms.platform.errors import Conflict, NotFound, Unprocessable
 from cms.platform.uow import command
-from cms.webhooks import deliveries
+from cms.webhooks import deliveries, embargo
 from cms.webhooks.models import Delivery, DeliveryStatus, PayloadFormat, Subscription
 from cms.webhooks.transport.signing import generate_secret
 from cms.webhooks.transport.urls import Network, UrlRefused, check_url, parse_networks
@@ -103,21 +102,6 @@ def _check_headers(headers: dict[str, str]) -> None:
             raise Unprocessable(f"The value of '{name}' contains a line break.", field="headers")
 
 
-def _embargo_mode(session: Session, partner_id: uuid.UUID | None, mode: str | None) -> str:
-    """``hold`` unless asked otherwise; ``send`` only for a partner trusted with embargoed
-    content (the newsroom's own subscriptions hold too: they feed public sites). A refusal
-    is the partner's state, not the request's shape: 409."""
-    if mode != "send":
-        return "hold"
-    partner = session.get(Partner, partner_id) if partner_id is not None else None
-    if partner is None or not partner.receives_embargoed:
-        raise Conflict(
-            "Only a partner with receives_embargoed may have embargoed stories sent before the lift.",
-            field="embargo",
-        )
-    return "send"
-
-
 def get(session: Session, subscription_id: uuid.UUID, partner_id: uuid.UUID | None = None) -> Subscription:
     """A live subscription; with ``partner_id``, only one of that partner's (else 404:
     another partner's subscriptions do not exist for it)."""
@@ -146,7 +130,7 @@ def create(session: Session, fields: dict[str, Any], policy: UrlPolicy) -> tuple
         tags=clean_names(fields.get("tags")),
         languages=clean_names(fields.get("languages")),
         format=fields.get("format") or PayloadFormat.JSON.value,
-        embargo=_embargo_mode(session, fields.get("partner_id"), fields.get("embargo")),
+        embargo=embargo.mode_of(session, fields.get("partner_id"), fields.get("embargo")),
         headers=headers,
         enabled=enabled,
         max_in_flight=fields.get("max_in_flight") or DEFAULT_MAX_IN_FLIGHT,
@@ -176,7 +160,7 @@ def update_subscription(
     _change_target(sub, changes, policy)
     _change_filters_and_settings(sub, changes)
     if "embargo" in changes:
-        sub.embargo = _embargo_mode(session, sub.partner_id, changes["embargo"])
+        sub.embargo = embargo.mode_of(session, sub.partner_id, changes["embargo"])
     if "enabled" in changes and changes["enabled"] != sub.enabled:
         _set_enabled(session, sub, changes["enabled"], now)
     sub.updated_at = now
