@@ -21,7 +21,8 @@ run: $(STAMP) ## Run everything (API, worker, scheduler) embedded: SQLite + SQLi
 
 test: $(STAMP) ## Run every test (SQLite, PostgreSQL, Redis, worker processes; CI=true makes a missing server a failure)
 	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
-		|| echo "note: could not install Debian's chromium; the API docs page test will fail"
+		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+		|| echo "note: could not install Debian's chromium; the browser tests will fail"
 	@# The compose test starts its own dockerd and builds base images with debootstrap (root only).
 	@if [ "$$(id -u)" = 0 ] && ! { command -v dockerd && command -v debootstrap; } >/dev/null 2>&1; then \
 		apt-get install -y -q docker.io debootstrap >/dev/null 2>&1 \

@@ -15,6 +15,7 @@ MODEL_MODULES = (
     "cms.webhooks.models",
     "cms.publishing.models",
     "cms.feeds.models",
+    "cms.platform.tallies",
 )
 
 

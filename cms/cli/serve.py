@@ -163,8 +163,7 @@ def _banner(host: str, port: int, key: str | None) -> None:
     click.echo(f"\n  API:   {base}\n  Docs:  {base}/docs\n  Spec:  {base}/openapi.json")
     if key:
         click.echo(
-            "  First start: an admin API key was created. Store it now; it is not shown again:"
-            f"\n  {key}"
+            f"  First start: an admin API key was created. Store it now; it is not shown again:\n  {key}"
         )
     click.echo("  Ctrl-C stops the API, the worker and the scheduler.\n")
 

@@ -9,15 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from cms.console import auth
+from cms.console import auth, charts
 from cms.console.views import bp
 from cms.platform.actors import Role
+from cms.platform.clock import utcnow
 from cms.platform.errors import DomainError
 from cms.platform.extensions import db
-from cms.webhooks import deliveries, subscriptions
-from cms.webhooks.models import Delivery, DeliveryStatus
+from cms.webhooks import deliveries, overview, subscriptions
 
 
 def _admin() -> auth.User:
@@ -27,23 +26,27 @@ def _admin() -> auth.User:
     return user
 
 
+@bp.get("/ops")
+def ops_overview() -> str:
+    """The last hour at a glance: every figure from aggregates (cms.webhooks.overview)."""
+    _admin()
+    view = overview.overview(db.session, utcnow())
+    return render_template(
+        "console/ops_overview.html",
+        view=view,
+        events_chart=charts.counts("Events per minute", view.minutes, {"events": view.events}),
+        outcomes_chart=charts.counts("Delivery attempts per minute, by outcome", view.minutes, view.attempts),
+        latency_chart=charts.latency(
+            "Publish to first delivery (seconds)", view.minutes, {"p50": view.p50, "p99": view.p99}
+        ),
+    )
+
+
 @bp.get("/ops/subscriptions")
 def ops_subscriptions() -> str:
     _admin()
     rows, _ = subscriptions.page(db.session, limit=100, after=None)
-    failing = {s.id: _last_open(s.id) for s in rows if s.consecutive_failures}
-    return render_template("console/ops_subscriptions.html", rows=rows, failing=failing)
-
-
-def _last_open(subscription_id: uuid.UUID) -> Delivery | None:
-    """The subscription's waiting delivery with its last error and next retry."""
-    stmt = (
-        select(Delivery)
-        .where(Delivery.subscription_id == subscription_id, Delivery.status == DeliveryStatus.PENDING.value)
-        .order_by(Delivery.updated_at.desc())
-        .limit(1)
-    )
-    return db.session.scalars(stmt).first()
+    return render_template("console/ops_subscriptions.html", rows=rows)
 
 
 def _sub(subscription_id: uuid.UUID) -> Any:

@@ -87,6 +87,8 @@ def home() -> Response:
     user: auth.User = g.user
     if user.kind == "partner":
         return redirect(url_for("console.partner_subscriptions"))
+    if user.can(Role.ADMIN):
+        return redirect(url_for("console.ops_overview"))
     if not user.can(Role.WRITER):
         return render_template("console/home.html")
     return redirect(url_for("console.article_list"))

@@ -219,6 +219,10 @@ class Subscription(Base):
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     last_success_at: Mapped[datetime | None]
     last_failure_at: Mapped[datetime | None]
+    # Of the latest failing batch: its last error, and the earliest retry it set
+    # (cleared by a success); what the console shows of a failing subscription.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_retry_at: Mapped[datetime | None]
 
     def secrets_at(self, now: datetime) -> list[str]:
         """The secrets to sign with: the current one, and the previous during its grace period."""

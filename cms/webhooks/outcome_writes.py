@@ -7,14 +7,14 @@ elsewhere it takes a few. Only a delivery still in flight from the same attempt 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, update
 from sqlalchemy.orm import Session
 
 from cms.platform import bulk
+from cms.webhooks import stats
 from cms.webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Subscription
 
 D = Delivery.__table__
@@ -35,7 +35,8 @@ _DELIVERY_UPDATE = (
         next_attempt_at=bindparam("v_next_attempt_at"),
         lease_expires_at=None,
         last_attempt_at=bindparam("v_last_attempt_at"),
-        delivered_at=bindparam("v_delivered_at"),
+        # The first success stays (a failed redelivery does not unsay it).
+        delivered_at=func.coalesce(bindparam("v_delivered_at"), D.c.delivered_at),
         last_status_code=bindparam("v_last_status_code"),
         last_error=bindparam("v_last_error"),
         updated_at=bindparam("v_updated_at"),
@@ -58,7 +59,8 @@ ATTEMPT_COLUMNS = (
 # states, subscription health), one round trip whatever the batch size. Arrays
 # go in binary (%(…)b): quoting a thousand response excerpts as text costs more
 # than the statement.
-_PG_RECORD = """
+_PG_RECORD = (
+    """
 WITH v AS (
     SELECT *, 'in_flight'::text AS was FROM unnest(
         %(id)b::uuid[], %(prev)b::int[], %(status)b::text[], %(attempts)b::int[], %(retry_index)b::int[],
@@ -71,28 +73,43 @@ WITH v AS (
                                    response_excerpt, outcome)
     SELECT id, attempts, last_at, duration, code, error, excerpt, outcome FROM v
 ), healthy AS (
-    UPDATE subscriptions SET last_success_at = %(now)s, failing_since = NULL, consecutive_failures = 0
+    UPDATE subscriptions SET last_success_at = %(now)s, failing_since = NULL, consecutive_failures = 0,
+        next_retry_at = NULL
     WHERE id = ANY(%(healthy)b::uuid[])
       AND (failing_since IS NOT NULL OR consecutive_failures <> 0 OR last_success_at IS NULL
            OR last_success_at < %(stale)s)
 ), failing AS (
     UPDATE subscriptions AS s SET last_failure_at = %(now)s,
         failing_since = coalesce(s.failing_since, %(now)s),
-        consecutive_failures = s.consecutive_failures + f.n
-    FROM unnest(%(f_id)b::uuid[], %(f_n)b::int[]) AS f(id, n)
+        consecutive_failures = s.consecutive_failures + f.n,
+        last_error = f.error, next_retry_at = f.next_at
+    FROM unnest(%(f_id)b::uuid[], %(f_n)b::int[], %(f_error)b::text[], %(f_next)b::timestamptz[])
+        AS f(id, n, error, next_at)
     WHERE s.id = f.id
-)
+), """
+    + stats.PG_TALLIES
+    + """
 UPDATE deliveries AS d SET
     status = v.status, attempts = v.attempts, retry_index = v.retry_index,
     next_attempt_at = v.next_at, lease_expires_at = NULL, last_attempt_at = v.last_at,
-    delivered_at = v.delivered_at, last_status_code = v.code, last_error = v.error,
+    delivered_at = coalesce(v.delivered_at, d.delivered_at), last_status_code = v.code, last_error = v.error,
     updated_at = %(now)s
 FROM v
 WHERE d.id = v.id AND d.status = v.was AND d.attempts = v.prev
 """
+)
 # ``d.status = v.was`` ('in_flight', from the materialised v) and not a literal: with
 # the literal the planner matched the partial in-flight index and scanned every
 # in-flight row (dead index entries too) for each batch instead of probing the key.
+
+
+class Failing(NamedTuple):
+    """What a batch says of a failing subscription: failed attempts, the last error,
+    and the earliest retry it scheduled (None: nothing left to retry)."""
+
+    n: int
+    error: str | None
+    next_at: datetime | None
 
 
 def write(
@@ -101,9 +118,10 @@ def write(
     attempts: list[tuple[Any, ...]],
     updates: list[dict[str, Any]],
     healthy: set[uuid.UUID],
-    failing: dict[uuid.UUID, int],
+    failing: dict[uuid.UUID, Failing],
 ) -> None:
     if not bulk.is_postgres(session):
+        stats.add_outcomes(session, attempts, updates)  # before the deliveries move
         bulk.copy_rows(session, DeliveryAttempt.__table__, ATTEMPT_COLUMNS, attempts)
         _write_outcomes(session, updates, now)
         _update_health(session, now, healthy, failing)
@@ -120,7 +138,10 @@ def write(
             "stale": now - HEALTH_REFRESH,
             "healthy": list(healthy),
             "f_id": list(failing),
-            "f_n": list(failing.values()),
+            "f_n": [f.n for f in failing.values()],
+            "f_error": [f.error for f in failing.values()],
+            "f_next": [f.next_at for f in failing.values()],
+            "latency_bounds": list(stats.LATENCY.bounds),
         },
     )
 
@@ -151,7 +172,7 @@ HEALTH_REFRESH = timedelta(minutes=1)
 
 
 def _update_health(
-    session: Session, now: datetime, healthy: set[uuid.UUID], failing: dict[uuid.UUID, int]
+    session: Session, now: datetime, healthy: set[uuid.UUID], failing: dict[uuid.UUID, Failing]
 ) -> None:
     if healthy:
         # Only rows whose record changes: a healthy subscription's last_success_at
@@ -165,18 +186,21 @@ def _update_health(
                 | S.c.last_success_at.is_(None)
                 | (S.c.last_success_at < now - HEALTH_REFRESH),
             )
-            .values(last_success_at=now, failing_since=None, consecutive_failures=0)
+            .values(last_success_at=now, failing_since=None, consecutive_failures=0, next_retry_at=None)
         )
-    counts: dict[int, list[uuid.UUID]] = defaultdict(list)
-    for sid, n in failing.items():
-        counts[n].append(sid)
-    for n, sids in counts.items():
+    if failing:
         session.execute(
             update(S)
-            .where(S.c.id.in_(sids))
+            .where(S.c.id == bindparam("b_id"))
             .values(
                 last_failure_at=now,
                 failing_since=func.coalesce(S.c.failing_since, now),
-                consecutive_failures=S.c.consecutive_failures + n,
-            )
+                consecutive_failures=S.c.consecutive_failures + bindparam("b_n"),
+                last_error=bindparam("b_error"),
+                next_retry_at=bindparam("b_next"),
+            ),
+            [
+                {"b_id": sid, "b_n": f.n, "b_error": f.error, "b_next": f.next_at}
+                for sid, f in failing.items()
+            ],
         )

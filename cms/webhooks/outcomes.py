@@ -7,7 +7,6 @@ Nothing here commits: the worker task that calls it owns the transaction.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from cms.events import outbox
 from cms.events.outbox import EventType
 from cms.webhooks import outcome_writes
 from cms.webhooks.models import Delivery, DeliveryStatus, Subscription, status_is
+from cms.webhooks.outcome_writes import Failing
 from cms.webhooks.policy import LEASE_EXPIRED, DeliveryPolicy
 from cms.webhooks.transport.schedule import parse_retry_after
 from cms.webhooks.transport.sender import Job, Result
@@ -50,23 +50,30 @@ class Recorded:
 
 @dataclass
 class _Health:
-    """What a batch says about each endpoint: answered fine, gone (410), or failing."""
+    """What a batch says about each endpoint: answered fine, gone (410), or failing
+    (how often, the last error, the earliest retry it scheduled)."""
 
     healthy: set[uuid.UUID] = field(default_factory=set)
     gone: set[uuid.UUID] = field(default_factory=set)
-    failing: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
+    failing: dict[uuid.UUID, Failing] = field(default_factory=dict)
 
-    def note(self, r: Result, outcome: str) -> None:
+    def note(self, r: Result, outcome: str, next_at: datetime | None) -> None:
         sid = r.job.subscription_id
         if r.ok:
             self.healthy.add(sid)
         elif outcome == "gone":
             self.gone.add(sid)
         elif r.error != LEASE_EXPIRED:  # a lost worker is not the endpoint's fault
-            self.failing[sid] += 1
+            before = self.failing.get(sid)
+            error = r.error or f"HTTP {r.status_code}"
+            if before is None:
+                self.failing[sid] = Failing(1, error, next_at)
+            else:
+                soonest = min((t for t in (before.next_at, next_at) if t is not None), default=None)
+                self.failing[sid] = Failing(before.n + 1, error, soonest)
 
-    def failing_only(self) -> dict[uuid.UUID, int]:
-        return {sid: n for sid, n in self.failing.items() if sid not in self.healthy}
+    def failing_only(self) -> dict[uuid.UUID, Failing]:
+        return {sid: f for sid, f in self.failing.items() if sid not in self.healthy}
 
 
 def record(session: Session, results: Sequence[Result], now: datetime, policy: DeliveryPolicy) -> Recorded:
@@ -86,7 +93,7 @@ def record(session: Session, results: Sequence[Result], now: datetime, policy: D
         done.subscriptions.add(job.subscription_id)
         outcome, status, failures, next_at = _classify(r, now, policy)
         done.count(status)
-        health.note(r, outcome)
+        health.note(r, outcome, next_at)
         done.outcomes.append(outcome)
         attempts.append(
             (

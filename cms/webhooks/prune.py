@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask import Flask
 
+from cms.platform import tallies
 from cms.platform.clock import utcnow
 from cms.platform.extensions import db
 from cms.webhooks import retention
@@ -24,7 +25,7 @@ def prune(app: Flask) -> int:
     CMS_DELIVERY_RETENTION_DAYS. Logs only when something was deleted."""
     attempts = _prune(app, "CMS_DELIVERY_LOG_DAYS", retention.prune_attempts, "delivery attempt(s)")
     deliveries = _prune(app, "CMS_DELIVERY_RETENTION_DAYS", retention.prune_deliveries, "finished deliveries")
-    return attempts + deliveries
+    return attempts + deliveries + prune_tallies(app)
 
 
 def _prune(app: Flask, setting: str, prune_fn: Callable[..., tuple[int, bool]], what: str) -> int:
@@ -49,4 +50,20 @@ def _prune(app: Flask, setting: str, prune_fn: Callable[..., tuple[int, bool]], 
             "" if finished else " (more next run)",
             extra={"deleted": deleted, "finished": finished},
         )
+    return deleted
+
+
+TALLY_DAYS = 14  # the overview shows the last hour; two weeks leave room to look back
+
+
+def prune_tallies(app: Flask) -> int:
+    """Per-minute counts older than TALLY_DAYS (a few thousand rows a day at most)."""
+    before = tallies.minute_of(utcnow() - timedelta(days=TALLY_DAYS))
+    with app.app_context():
+        try:
+            deleted = tallies.prune(db.session, before)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
     return deleted

@@ -1,5 +1,6 @@
-"""Ops in a real browser with a real worker: a failing partner shows on the console;
-after the receiver is fixed, a click on Redeliver and the delivery succeeds."""
+"""Ops in a real browser with a real worker: a failing partner shows on the overview
+and the subscription pages; after the receiver is fixed, a click on Redeliver and the
+delivery succeeds, and the overview no longer lists it as failing."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def test_ops_sees_a_failing_partner_and_redelivers_after_the_fix(stack, browser)
         page.goto(f"{url}/console/login")
         page.fill("#key", stack.admin_key)
         page.click("button[type=submit]")
+        # Signed in, ops land on the overview: the failing partner is there with its last error.
+        expect(page.locator("h1")).to_contain_text("Delivery overview")
+        failing = page.locator("#failing tr.failing")
+        expect(failing).to_have_count(1)
+        expect(failing).to_contain_text("HTTP 500")
+        expect(failing).to_contain_text("no more retries")
+        expect(page.locator("svg.chart")).to_have_count(3)
+        _shot(page, "ops-overview-failing")
         page.goto(f"{url}/console/ops/subscriptions")
         expect(page.locator("tr.failing")).to_have_count(1)
         _shot(page, "ops-subscriptions-failing")
@@ -52,6 +61,10 @@ def test_ops_sees_a_failing_partner_and_redelivers_after_the_fix(stack, browser)
         expect(page.locator("h1")).to_contain_text("Event")
         expect(page.locator("#deliveries tr.status-succeeded")).to_have_count(1)
         _shot(page, "ops-event")
+        page.goto(f"{url}/console/ops")  # healthy again
+        expect(page.locator("#failing tr.failing")).to_have_count(0)
+        expect(page.locator("#failed-total")).to_have_text("1")  # the hour still shows the failure
+        _shot(page, "ops-overview-recovered")
     finally:
         server.shutdown()
         receiver.close()

@@ -10,32 +10,10 @@ import time
 import pytest
 
 from cms.platform.actors import Role
-from tests.factories import Keys
 from tests.helpers import create, patch, seed_fields
-
-
-@pytest.fixture
-def client(committed_app):
-    """Real requests, each in its own app context as in production (the transactional
-    ``client`` keeps one app context, and with it Flask-WTF's token in ``g``, across requests)."""
-    return committed_app.test_client()
-
-
-@pytest.fixture
-def keys(committed_app):
-    return Keys(committed_app)
-
+from tests.integration.console.conftest import _sign_in, _token
 
 ROUTES = ["/console/", "/console/articles", "/console/articles/00000000-0000-0000-0000-000000000001"]
-
-
-def _token(client, path="/console/login"):
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def _sign_in(client, raw):
-    return client.post("/console/login", data={"key": raw, "csrf_token": _token(client)})
 
 
 @pytest.mark.parametrize("path", ROUTES)

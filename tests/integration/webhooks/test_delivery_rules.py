@@ -30,11 +30,6 @@ PUBLIC_URL = "https://93.184.215.14/hooks/{}"
 POLICY = DeliveryPolicy(retry=RetryPolicy(), lease_seconds=60, rng=random.Random(7))
 
 
-@pytest.fixture
-def admin(keys):
-    return keys.auth(Role.ADMIN)
-
-
 def subscribe(client, admin, **fields):
     body = {"url": PUBLIC_URL.format(uuid.uuid4().hex[:6]), **fields}
     r = client.post("/api/v1/subscriptions", json=body, headers=admin)

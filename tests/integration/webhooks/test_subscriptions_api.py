@@ -18,11 +18,6 @@ from tests.helpers import create, post
 PUBLIC_URL = "https://93.184.215.14/hook"
 
 
-@pytest.fixture
-def admin(keys):
-    return keys.auth(Role.ADMIN)
-
-
 def test_create_shows_the_secret_once(client, admin):
     r = client.post(
         "/api/v1/subscriptions",

@@ -1,0 +1,93 @@
+"""What the delivery engine counts per minute for the ops overview (``cms.platform.tallies``).
+
+- ``events``: outbox events, by the minute they happened (a database trigger on
+  ``outbox_events``, migration 0014, so every writer is counted);
+- ``attempt:<outcome>``: delivery attempts by outcome (succeeded, retrying, failed,
+  gone, lease-expired), by the minute they started;
+- ``latency:<bucket>``: publish -> first delivery, per delivery: from the event (or,
+  for a delivery held for an embargo, from the end of that embargo) to the delivery's
+  first success. Redeliveries and replays of a delivered webhook are not counted again.
+
+On PostgreSQL the attempts and latencies are added by the statement that records the
+outcomes (``cms.webhooks.outcome_writes``); elsewhere by ``add_outcomes`` below.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cms.events.models import OutboxEvent
+from cms.platform import tallies
+from cms.webhooks.models import Delivery, DeliveryStatus, status_is
+
+EVENTS = "events"
+ATTEMPT = "attempt:"
+LATENCY = tallies.Histogram.geometric("latency:", 0.01, 1.25, 86400.0)
+ATTEMPT_OUTCOMES = ("succeeded", "retrying", "lease-expired", "failed", "gone")
+
+
+def waited_since(occurred_at: datetime, embargo: str | None, embargo_until: datetime | None) -> datetime:
+    """When the clock of a delivery's latency starts (the rule the SQL writer repeats)."""
+    if embargo == "released" and embargo_until is not None:
+        return max(occurred_at, embargo_until)
+    return occurred_at
+
+
+def add_outcomes(
+    session: Session, attempts: Sequence[tuple[Any, ...]], updates: Sequence[dict[str, Any]]
+) -> None:
+    """Count a batch of attempts and the first deliveries among them, before the
+    deliveries move (a delivery counts as first delivered while its ``delivered_at``
+    is empty). ``attempts`` and ``updates`` are ``cms.webhooks.outcome_writes``'."""
+    counts: Counter[tuple[int, str]] = Counter()
+    for attempt in attempts:
+        counts[(tallies.minute_of(attempt[2]), ATTEMPT + attempt[7])] += 1
+    delivered = {u["id"]: u for u in updates if u["delivered_at"] is not None}
+    if delivered:
+        D, E = Delivery.__table__, OutboxEvent.__table__
+        rows = session.execute(
+            select(D.c.id, D.c.attempts, D.c.embargo, E.c.occurred_at, E.c.embargo_until)
+            .join(E, E.c.id == D.c.event_id)
+            .where(
+                D.c.id.in_(list(delivered)),
+                status_is(D.c.status, DeliveryStatus.IN_FLIGHT),
+                D.c.delivered_at.is_(None),
+            )
+        ).all()
+        for r in rows:
+            u = delivered[r.id]
+            if r.attempts != u["prev"]:
+                continue  # a late answer: the delivery will not move
+            start = waited_since(r.occurred_at, r.embargo, r.embargo_until)
+            at: datetime = u["delivered_at"]
+            counts[(tallies.minute_of(at), LATENCY.metric((at - start).total_seconds()))] += 1
+    tallies.add(session, counts)
+
+
+# The same counts inside PostgreSQL's one-statement outcome writer (``v``: the batch).
+PG_TALLIES = f"""
+firsts AS (
+    SELECT v.delivered_at AS at,
+           extract(epoch FROM v.delivered_at - CASE WHEN d.embargo = 'released'
+               THEN greatest(e.occurred_at, e.embargo_until) ELSE e.occurred_at END)::float8 AS waited
+    FROM v JOIN deliveries AS d ON d.id = v.id AND d.status = v.was AND d.attempts = v.prev
+    JOIN outbox_events AS e ON e.id = d.event_id
+    WHERE v.delivered_at IS NOT NULL AND d.delivered_at IS NULL
+), tallied AS (
+    INSERT INTO minute_tallies AS t (minute, metric, shard, n)
+    SELECT minute, metric, pg_backend_pid() %% {tallies.SHARDS}, count(*) FROM (
+        SELECT floor(extract(epoch FROM v.last_at) / 60)::bigint AS minute, '{ATTEMPT}' || v.outcome AS metric
+        FROM v
+        UNION ALL
+        SELECT floor(extract(epoch FROM at) / 60)::bigint,
+               '{LATENCY.prefix}' || width_bucket(waited, %(latency_bounds)s::float8[])
+        FROM firsts
+    ) AS x GROUP BY minute, metric ORDER BY minute, metric
+    ON CONFLICT (minute, metric, shard) DO UPDATE SET n = t.n + EXCLUDED.n
+)"""
