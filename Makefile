@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test lint migrate bench bench-fanout bench-content bench-schedule bench-feeds clean
+.PHONY: help run test lint migrate bench bench-fanout bench-content bench-schedule bench-feeds bench-overview clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench-schedule: $(STAMP) ## Scheduled-publish precision against Celery eta= (nee
 
 bench-feeds: $(STAMP) ## Feeds: fresh renders and 304s against bare Flask (needs PostgreSQL); see bench/README.md
 	$(BIN)/python bench/feeds.py
+
+bench-overview: $(STAMP) ## The console's ops overview over 1,000,000 deliveries, against raw-row queries (needs PostgreSQL); see bench/README.md
+	$(BIN)/python bench/overview.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache

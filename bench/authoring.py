@@ -726,6 +726,24 @@ def pg_settings(url: str) -> dict[str, str]:
     return {n: str(row[0]) if row else "" for n, row in zip(names, rows, strict=True)}
 
 
+def common_options(p: argparse.ArgumentParser, workers: int) -> None:
+    """The gunicorn settings and bookkeeping options the newer benchmarks share."""
+    p.add_argument("--workers", type=int, default=workers)
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
+    p.add_argument("--pg-dsn", default=ADMIN_DSN)
+    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--keep-db", action="store_true")
+
+
+def save_result(kind: str, result: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    saved = RESULTS_DIR / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    saved.write_text(json.dumps(result, indent=2, default=str))
+    print(f"saved {saved}")
+    return saved
+
+
 def cms(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [str(BIN / "cms"), *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
@@ -845,9 +863,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         phase("update PATCH /articles/{id}", PhaseSpec("update", api.port, key, seconds, conc, ids), api)
         phase("read GET /articles/{id}", PhaseSpec("read", api.port, key, seconds, conc, ids), api)
         # A partner's cache revalidating: If-None-Match with the ETag it holds, answered 304.
-        phase(
-            CONDITIONAL, PhaseSpec("conditional", api.port, key, seconds, conc, tuple(ids[:200])), api
-        )
+        phase(CONDITIONAL, PhaseSpec("conditional", api.port, key, seconds, conc, tuple(ids[:200])), api)
         if wrk:
             spec = PhaseSpec("read", api.port, key, seconds, conc, ids, driver="wrk")
             phase("read GET /articles/{id}" + WRK_SUFFIX, spec, api)

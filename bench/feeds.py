@@ -38,18 +38,17 @@ from urllib.parse import quote
 
 import psycopg
 from authoring import (  # the shared bench plumbing (same directory)
-    ADMIN_DSN,
     CLOCK_TICKS,
-    RESULTS_DIR,
-    ROOT,
     Gunicorn,
     admin_execute,
     background_load,
     children,
     cms,
+    common_options,
     database_url,
     git_revision,
     processes,
+    save_result,
 )
 from content import _drive, api, mean_of  # the driver and its averages
 from psycopg import sql
@@ -239,12 +238,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--rounds", type=int, default=1, help="A-B-..-B-A cycles (each: every kind twice)")
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--workers", type=int, default=4)
-    p.add_argument("--threads", type=int, default=4)
-    p.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
-    p.add_argument("--pg-dsn", default=ADMIN_DSN)
-    p.add_argument("--no-save", action="store_true")
-    p.add_argument("--keep-db", action="store_true")
+    common_options(p, workers=4)
     args = p.parse_args(argv)
     args.preload = False
     return args
@@ -256,10 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(result)
     print(json.dumps(result, separators=(",", ":")))
     if not args.no_save:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        saved = RESULTS_DIR / f"feeds-{time.strftime('%Y%m%dT%H%M%S')}.json"
-        saved.write_text(json.dumps(result, indent=2))
-        print(f"(saved {saved.relative_to(ROOT)})")
+        save_result("feeds", result)
     return 0
 
 

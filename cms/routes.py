@@ -14,7 +14,12 @@ def register_api(app: Flask) -> None:
     from cms.accounts import api as api_keys
     from cms.authoring import api as articles
     from cms.authoring import versions_api as versions
-    from cms.console import ops_views, partner_views  # noqa: F401 (their pages join the console blueprint)
+    from cms.console import (  # noqa: F401 (their pages join the console blueprint)
+        editor_views,
+        ops_views,
+        partner_views,
+        schedule_views,
+    )
     from cms.console import views as console
     from cms.delivery import api as content
     from cms.delivery import changes_api as changes

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import current_app, session
 
 from cms.accounts import keys, partners
-from cms.platform.actors import PARTNER_KEY_PREFIX, Role
+from cms.platform.actors import PARTNER_KEY_PREFIX, Actor, Role
 from cms.platform.extensions import db
 
 
@@ -23,6 +23,11 @@ class User:
     key_id: uuid.UUID
     role: Role | None = None  # staff only
     partner_id: uuid.UUID | None = None
+    actor: Actor | None = None  # staff only: who the commands record
+
+    @classmethod
+    def staff(cls, actor: Actor, key_id: uuid.UUID) -> User:
+        return cls("staff", actor.name, key_id, role=actor.role, actor=actor)
 
     def can(self, role: Role) -> bool:
         return self.kind == "staff" and self.role is not None and self._rank(self.role) >= self._rank(role)
@@ -43,7 +48,7 @@ def sign_in(raw: str) -> User | None:
     else:
         actor = current_app.extensions["cms_authenticate"](db.session, raw)
         if actor is not None and actor.key_id is not None:
-            user = User("staff", actor.name, actor.key_id, role=actor.role)
+            user = User.staff(actor, actor.key_id)
     session.clear()
     if user is not None:
         session.update(kind=user.kind, key=str(user.key_id), seen=time.time())
@@ -67,7 +72,7 @@ def current() -> User | None:
     else:
         actor = keys.actor_of_key(db.session, key_id)
         if actor is not None:
-            user = User("staff", actor.name, key_id, role=actor.role)
+            user = User.staff(actor, key_id)
     if user is None:
         session.clear()
         return None

@@ -22,7 +22,7 @@ from cms.content import reads, representation, versions, worddiff
 from cms.platform.actors import Role
 from cms.platform.errors import NotFound
 from cms.platform.extensions import db
-from cms.publishing import schedule
+from cms.publishing import embargo, schedule
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static")
 csrf = CSRFProtect()
@@ -100,8 +100,18 @@ def article_list() -> str:
     state = request.args.get("state") or None
     if state not in (None, *representation.STATES):
         state = None
-    rows, _ = reads.page(db.session, reads.ListFilters(state=state), limit=50, after=None)
-    return render_template("console/articles.html", rows=rows, state=state, states=representation.STATES)
+    filters = reads.ListFilters(
+        state=state,
+        section=_arg("section"),
+        tag=_arg("tag"),
+        q=_arg("q"),
+    )
+    rows, _ = reads.page(db.session, filters, limit=50, after=None)
+    return render_template("console/articles.html", rows=rows, filters=filters, states=representation.STATES)
+
+
+def _arg(name: str, longest: int = 200) -> str | None:
+    return request.args.get(name, "").strip()[:longest] or None
 
 
 @bp.get("/articles/<uuid:article_id>")
@@ -117,6 +127,7 @@ def article(article_id: uuid.UUID) -> str:
     old, new = versions.get(db.session, article_id, from_n), versions.get(db.session, article_id, to_n)
     history, _ = versions.page(db.session, article_id, limit=50, after=None)
     pending, done = schedule.of_article(db.session, article_id)
+    embargoes = embargo.history(db.session, article_id)
     return render_template(
         "console/article.html",
         article=head,
@@ -129,6 +140,7 @@ def article(article_id: uuid.UUID) -> str:
         fields=_field_changes(old.data, new.data),
         pending=pending,
         done=done,
+        embargoes=embargoes,
     )
 
 

@@ -157,6 +157,7 @@ class ListFilters:
     section: str | None = None
     tag: str | None = None
     updated_since: datetime | None = None
+    q: str | None = None  # words the headline contains, in any case
 
 
 def page(
@@ -177,5 +178,7 @@ def page(
         stmt = stmt.where(Article.id.in_(tagged))
     if filters.updated_since:
         stmt = stmt.where(Article.updated_at >= filters.updated_since)
+    for word in (filters.q or "").split()[:8]:
+        stmt = stmt.where(Article.headline.icontains(word, autoescape=True))
     stmt = stmt.options(selectinload(Article.tags))
     return pagination.newest_first(session, stmt, Article.updated_at, Article.id, limit=limit, after=after)

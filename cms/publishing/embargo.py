@@ -176,3 +176,15 @@ def history(session: Session, article_id: uuid.UUID) -> list[Embargo]:
     articles.get(session, article_id)
     stmt = select(Embargo).where(Embargo.article_id == article_id).order_by(Embargo.created_at.desc())
     return list(session.scalars(stmt))
+
+
+def in_force(session: Session, limit: int = 100) -> list[Any]:
+    """Embargoes in force, the next to lift first: (embargo, headline) rows."""
+    stmt = (
+        select(Embargo, Article.headline)
+        .join(Article, Article.id == Embargo.article_id)
+        .where(Embargo.ended_at.is_(None))
+        .order_by(Embargo.until, Embargo.id)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).all())

@@ -126,24 +126,37 @@ def write(
         _write_outcomes(session, updates, now)
         _update_health(session, now, healthy, failing)
         return
-    columns = {name: [u[name] for u in updates] for name in updates[0]}
-    bulk.driver_cursor(session).execute(
-        _PG_RECORD,
-        {
-            **columns,
-            "excerpt": [a[6] for a in attempts],
-            "outcome": [a[7] for a in attempts],
-            "duration": [a[3] for a in attempts],
-            "now": now,
-            "stale": now - HEALTH_REFRESH,
-            "healthy": list(healthy),
-            "f_id": list(failing),
-            "f_n": [f.n for f in failing.values()],
-            "f_error": [f.error for f in failing.values()],
-            "f_next": [f.next_at for f in failing.values()],
-            "latency_bounds": list(stats.LATENCY.bounds),
-        },
-    )
+    params = {
+        **{name: [u[name] for u in updates] for name in updates[0]},
+        "excerpt": [a[6] for a in attempts],
+        "outcome": [a[7] for a in attempts],
+        "duration": [a[3] for a in attempts],
+        "now": now,
+        "stale": now - HEALTH_REFRESH,
+        "healthy": list(healthy),
+        **_failing_arrays(failing),
+        **_tally_arrays(attempts),
+    }
+    bulk.driver_cursor(session).execute(_PG_RECORD, params)
+
+
+def _failing_arrays(failing: dict[uuid.UUID, Failing]) -> dict[str, list[Any]]:
+    return {
+        "f_id": list(failing),
+        "f_n": [f.n for f in failing.values()],
+        "f_error": [f.error for f in failing.values()],
+        "f_next": [f.next_at for f in failing.values()],
+    }
+
+
+def _tally_arrays(attempts: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    counted = stats.attempt_counts(attempts)
+    return {
+        "t_minute": [minute for minute, _ in counted],
+        "t_metric": [metric for _, metric in counted],
+        "t_n": list(counted.values()),
+        "latency_bounds": list(stats.LATENCY.bounds),
+    }
 
 
 def _write_outcomes(session: Session, updates: list[dict[str, Any]], now: datetime) -> None:

@@ -39,15 +39,19 @@ def waited_since(occurred_at: datetime, embargo: str | None, embargo_until: date
     return occurred_at
 
 
+def attempt_counts(attempts: Sequence[tuple[Any, ...]]) -> Counter[tuple[int, str]]:
+    """``{(minute, "attempt:<outcome>"): n}`` for a batch of attempt rows
+    (``cms.webhooks.outcome_writes.ATTEMPT_COLUMNS``: started at [2], outcome [7])."""
+    return Counter((tallies.minute_of(a[2]), ATTEMPT + a[7]) for a in attempts)
+
+
 def add_outcomes(
     session: Session, attempts: Sequence[tuple[Any, ...]], updates: Sequence[dict[str, Any]]
 ) -> None:
     """Count a batch of attempts and the first deliveries among them, before the
     deliveries move (a delivery counts as first delivered while its ``delivered_at``
     is empty). ``attempts`` and ``updates`` are ``cms.webhooks.outcome_writes``'."""
-    counts: Counter[tuple[int, str]] = Counter()
-    for attempt in attempts:
-        counts[(tallies.minute_of(attempt[2]), ATTEMPT + attempt[7])] += 1
+    counts = attempt_counts(attempts)
     delivered = {u["id"]: u for u in updates if u["delivered_at"] is not None}
     if delivered:
         D, E = Delivery.__table__, OutboxEvent.__table__
@@ -70,23 +74,30 @@ def add_outcomes(
     tallies.add(session, counts)
 
 
-# The same counts inside PostgreSQL's one-statement outcome writer (``v``: the batch).
+# The same counts inside PostgreSQL's one-statement outcome writer (``v``: the batch): the
+# attempts counted in Python (``attempt_counts``, as arrays), the first deliveries found
+# with one index probe each (``OFFSET 0`` keeps the planner from turning the probes into
+# a join that scans the outbox).
 PG_TALLIES = f"""
 firsts AS (
     SELECT v.delivered_at AS at,
-           extract(epoch FROM v.delivered_at - CASE WHEN d.embargo = 'released'
-               THEN greatest(e.occurred_at, e.embargo_until) ELSE e.occurred_at END)::float8 AS waited
-    FROM v JOIN deliveries AS d ON d.id = v.id AND d.status = v.was AND d.attempts = v.prev
-    JOIN outbox_events AS e ON e.id = d.event_id
-    WHERE v.delivered_at IS NOT NULL AND d.delivered_at IS NULL
+           extract(epoch FROM v.delivered_at - CASE WHEN x.embargo = 'released'
+               THEN greatest(x.occurred_at, x.embargo_until) ELSE x.occurred_at END)::float8 AS waited
+    FROM v CROSS JOIN LATERAL (
+        SELECT d.embargo, e.occurred_at, e.embargo_until
+        FROM deliveries AS d JOIN outbox_events AS e ON e.id = d.event_id
+        WHERE d.id = v.id AND d.status = v.was AND d.attempts = v.prev AND d.delivered_at IS NULL
+        OFFSET 0
+    ) AS x
+    WHERE v.delivered_at IS NOT NULL
 ), tallied AS (
     INSERT INTO minute_tallies AS t (minute, metric, shard, n)
-    SELECT minute, metric, pg_backend_pid() %% {tallies.SHARDS}, count(*) FROM (
-        SELECT floor(extract(epoch FROM v.last_at) / 60)::bigint AS minute, '{ATTEMPT}' || v.outcome AS metric
-        FROM v
+    SELECT minute, metric, pg_backend_pid() %% {tallies.SHARDS}, sum(n) FROM (
+        SELECT * FROM unnest(%(t_minute)b::bigint[], %(t_metric)b::text[], %(t_n)b::bigint[])
+            AS a(minute, metric, n)
         UNION ALL
         SELECT floor(extract(epoch FROM at) / 60)::bigint,
-               '{LATENCY.prefix}' || width_bucket(waited, %(latency_bounds)s::float8[])
+               '{LATENCY.prefix}' || width_bucket(waited, %(latency_bounds)s::float8[]), 1
         FROM firsts
     ) AS x GROUP BY minute, metric ORDER BY minute, metric
     ON CONFLICT (minute, metric, shard) DO UPDATE SET n = t.n + EXCLUDED.n
