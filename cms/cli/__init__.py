@@ -6,7 +6,8 @@ from flask import Flask
 
 
 def register_commands(app: Flask) -> None:
-    from cms.cli import keys, ops, partners, retention, schedule  # noqa: F401 (retention: `deliveries prune`)
+    # retention and overview add `deliveries prune` and `deliveries overview`
+    from cms.cli import keys, ops, overview, partners, retention, schedule  # noqa: F401
 
     app.cli.add_command(keys.create_api_key)
     app.cli.add_command(keys.ensure_admin_key)

@@ -55,9 +55,9 @@ def upgrade():
         sa.Column('n', sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint('minute', 'metric', 'shard', name=op.f('pk_minute_tallies')),
     )
-    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('last_error', sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column('next_retry_at', sa.DateTime(timezone=True), nullable=True))
+    # Not in batch mode: on SQLite that recreates the table and loses its triggers.
+    op.add_column('subscriptions', sa.Column('last_error', sa.Text(), nullable=True))
+    op.add_column('subscriptions', sa.Column('next_retry_at', sa.DateTime(timezone=True), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_UP)
     else:
@@ -69,7 +69,9 @@ def downgrade():
         op.execute(PG_DOWN)
     else:
         op.execute("DROP TRIGGER outbox_events_tallied")
-    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
-        batch_op.drop_column('next_retry_at')
-        batch_op.drop_column('last_error')
+    for column in ('next_retry_at', 'last_error'):
+        if op.get_bind().dialect.name == "postgresql":
+            op.drop_column('subscriptions', column)
+        else:  # in place (batch mode would recreate the table and lose its triggers)
+            op.execute(f"ALTER TABLE subscriptions DROP COLUMN {column}")
     op.drop_table('minute_tallies')

@@ -1,4 +1,5 @@
-"""The operations CLI: seed, subscriptions list, deliveries status, redeliver, outbox status."""
+"""The operations CLI: seed, subscriptions list, deliveries status and overview, redeliver,
+outbox status."""
 
 from __future__ import annotations
 
@@ -67,6 +68,14 @@ def test_deliveries_status_subscriptions_and_redeliver(committed_app):
     assert status["by_status"]["failed"] == 1
     assert [e["url"] for e in status["failing_endpoints"]] == ["https://93.184.215.14/x"]
     assert "Failing endpoints:" in cli(app, "deliveries", "status")
+    # The console's overview, from the same query: one event, one failed attempt, failing.
+    overview = json.loads(cli(app, "deliveries", "overview", "--json"))
+    assert overview["events"] == 1 and overview["attempts"]["failed"] == 1
+    assert overview["first_deliveries"] == 0 and overview["first_delivery_p50_seconds"] is None
+    [failing] = overview["failing"]
+    assert failing["last_error"] == "HTTP 502" and failing["next_retry_at"] is None
+    text = cli(app, "deliveries", "overview", "--minutes", "5")
+    assert "1 events" in text and "FAILING https://93.184.215.14/x" in text and "next retry none" in text
 
     out = json.loads(cli(app, "redeliver", "--failed", "--json"))
     assert out == {"requeued": 1}
