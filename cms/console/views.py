@@ -9,12 +9,16 @@ word-level diff of the body and a field diff of the rest, the schedule and embar
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 import uuid
 from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cms.authoring import articles as articles_queries
 from cms.console import auth
@@ -26,6 +30,7 @@ from cms.publishing import embargo, schedule
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static")
 csrf = CSRFProtect()
+log = logging.getLogger("cms.console")
 
 
 @bp.before_request
@@ -55,6 +60,32 @@ def _headers(response: Response) -> Response:
 @bp.errorhandler(CSRFError)
 def _csrf_refused(error: CSRFError) -> tuple[str, int]:
     return render_template("console/error.html", title="Form expired", message=error.description), 400
+
+
+# People read the console: its refusals are pages, not the API's problem documents.
+@bp.errorhandler(403)
+def _forbidden(_error: Exception) -> tuple[str, int]:
+    return render_template("console/error.html", title="Not for this key", message=FORBIDDEN), 403
+
+
+@bp.errorhandler(404)
+def _missing(_error: Exception) -> tuple[str, int]:
+    return render_template("console/error.html", title="Not found", message=MISSING), 404
+
+
+@bp.errorhandler(OperationalError)
+@bp.errorhandler(PoolTimeout)
+def _unavailable(error: Exception) -> tuple[str, int, dict[str, str]]:
+    with contextlib.suppress(Exception):  # the session's connection may be the dead one
+        db.session.rollback()
+    log.error("console: database unavailable: %s", getattr(error, "orig", None) or error)
+    page = render_template("console/error.html", title="Database unavailable", message=UNAVAILABLE)
+    return page, 503, {"Retry-After": "5"}
+
+
+FORBIDDEN = "The key you signed in with may not open this page."
+MISSING = "There is nothing here, or it is not yours to see."
+UNAVAILABLE = "The database is busy or unreachable. Nothing was changed; try again in a few seconds."
 
 
 def _require(role: Role) -> auth.User:

@@ -16,7 +16,9 @@ from cms.webhooks import fanout
 from cms.webhooks.endpoints import EndpointCache
 from cms.webhooks.models import Delivery
 from cms.webhooks.policy import policy
+from tests.factories import make_app
 from tests.helpers import create, post
+from tests.helpers import free_port as closed_port  # nothing listens there
 from tests.integration.console.conftest import _sign_in, _token
 
 STAFF = ("reader", "writer", "editor", "admin")
@@ -141,3 +143,21 @@ def test_each_identity_gets_exactly_its_routes(committed_app, client, keys, reco
     if identity != "anonymous":
         assert client.post("/console/logout", data={"csrf_token": token}).status_code == 302
         assert client.get("/console/").status_code == 302  # signed out
+
+
+def test_refusals_are_pages_and_a_lost_database_is_a_503_page(client, keys):
+    _sign_in(client, keys.raw[Role.WRITER])
+    for path, status, title in (
+        ("/console/ops", 403, "Not for this key"),
+        ("/console/articles/00000000-0000-0000-0000-0000000000ff", 404, "Not found"),
+    ):
+        r = client.get(path)
+        assert r.status_code == status and r.mimetype == "text/html", path
+        assert f"<h1>{title}</h1>" in r.get_data(as_text=True)
+
+    gone = make_app(f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/nowhere", CMS_BROKER_URL="")
+    browser = gone.test_client()
+    assert browser.get("/console/login").status_code == 200  # the sign-in page needs no database
+    r = browser.post("/console/login", data={"key": "cms_anything", "csrf_token": _token(browser)})
+    assert r.status_code == 503 and r.mimetype == "text/html" and r.headers["Retry-After"] == "5"
+    assert "Database unavailable" in r.get_data(as_text=True)

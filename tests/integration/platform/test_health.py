@@ -3,16 +3,9 @@ migrations and the broker, and says why it is not ready (503)."""
 
 from __future__ import annotations
 
-import socket
-
 from tests.factories import make_app
+from tests.helpers import free_port as closed_port  # nothing listens there
 from tests.stack import REDIS_URL, require_redis
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_healthz_and_readyz(app, client):
