@@ -62,26 +62,27 @@ def _parts(content: dict[str, Any]) -> dict[str, str]:
     }
 
 
-_PG_INDEX = text(
-    """
-UPDATE published_articles SET search =
+# The document of a published article (the one rule for what is searchable, and how).
+PG_VECTOR = """
     setweight(to_tsvector(CAST(:cfg AS regconfig), :headline), 'A')
     || setweight(to_tsvector(CAST(:cfg AS regconfig), :standfirst), 'B')
     || to_tsvector(CAST(:cfg AS regconfig), :body)
     || setweight(to_tsvector('simple', :headline), 'A')
     || setweight(to_tsvector('simple', :standfirst), 'B')
-    || to_tsvector('simple', :body)
-WHERE article_id = :article_id
-"""
-)
+    || to_tsvector('simple', :body)"""
+_PG_INDEX = text(f"UPDATE published_articles SET search = {PG_VECTOR} WHERE article_id = :article_id")
+
+
+def pg_params(content: dict[str, Any]) -> dict[str, str]:
+    """The bind parameters ``PG_VECTOR`` needs."""
+    return {**_parts(content), "cfg": pg_config(content.get("language"))}
 
 
 def index(session: Session, row: Any, content: dict[str, Any]) -> None:
     """(Re)index ``row`` (a ``PublishedArticle``, flushed) with its published ``content``."""
     parts = _parts(content)
     if session.get_bind().dialect.name == "postgresql":
-        params = {**parts, "cfg": pg_config(content.get("language")), "article_id": row.article_id}
-        session.execute(_PG_INDEX, params)
+        session.execute(_PG_INDEX, {**pg_params(content), "article_id": row.article_id})
         return
     if row.search_rowid is not None:
         session.execute(

@@ -77,6 +77,24 @@ def test_unpublished_is_404_and_killed_is_410_in_every_format(live, fmt):
     assert partner.get("/content/v1/articles", params=FORMATS[fmt]).json()["items"] == []
 
 
+def test_a_republication_moves_the_article_between_tags_and_search_terms(live):
+    """What partners filter and search on follows the published version: a tag or a word
+    the new version drops stops matching, a new one starts."""
+    old, new, kept = (f"Tag-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    by_old, by_new, by_kept = (live.partner(tags=[t.lower()]) for t in (old, new, kept))
+    article = live.article(tags=[old, kept], headline="Zanzibarian ferry delayed")
+
+    def listed(partner, query=""):
+        return [a["id"] for a in partner.get(f"/content/v1/articles{query}").json()["items"]]
+
+    assert listed(by_old) == [article["id"]] and listed(by_new) == [] and listed(by_kept) == [article["id"]]
+    assert listed(by_kept, "?q=zanzibarian") == [article["id"]]
+    live.save_draft(article["id"], tags=[new, kept], headline="Quokkaland ferry delayed")
+    live.act(article["id"], "publish")
+    assert listed(by_old) == [] and listed(by_new) == [article["id"]] and listed(by_kept) == [article["id"]]
+    assert listed(by_kept, "?q=zanzibarian") == [] and listed(by_kept, "?q=quokkaland") == [article["id"]]
+
+
 def test_a_partner_sees_only_what_its_filters_allow(live):
     world = live.partner()
     sport = live.partner()
