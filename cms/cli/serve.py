@@ -188,4 +188,6 @@ def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(children["api"].pid, 0)  # raises when nothing of the group is left
+        click.echo("an API worker outlived its master; killed it.", err=True)
         os.killpg(children["api"].pid, signal.SIGKILL)
