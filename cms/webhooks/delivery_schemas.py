@@ -44,7 +44,14 @@ class DeliverySchema(Schema):
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
     last_attempt_at = fields.AwareDateTime(required=True, allow_none=True)
-    delivered_at = fields.AwareDateTime(required=True, allow_none=True)
+    delivered_at = fields.AwareDateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "When the partner last answered 2xx for it; kept when a redelivery fails. "
+            "Null: never delivered."
+        },
+    )
     last_status_code = fields.Integer(required=True, allow_none=True)
     last_error = fields.String(required=True, allow_none=True)
 
