@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from cms.console import auth, charts
+from cms.console import auth, charts, paging
 from cms.console.views import bp
 from cms.platform.actors import Role
 from cms.platform.clock import utcnow
@@ -45,8 +45,10 @@ def ops_overview() -> str:
 @bp.get("/ops/subscriptions")
 def ops_subscriptions() -> str:
     _admin()
-    rows, _ = subscriptions.page(db.session, limit=100, after=None)
-    return render_template("console/ops_subscriptions.html", rows=rows)
+    rows, next_key = subscriptions.page(db.session, limit=100, after=paging.after(datetime, uuid.UUID))
+    return render_template(
+        "console/ops_subscriptions.html", rows=rows, older=paging.older("console.ops_subscriptions", next_key)
+    )
 
 
 def _sub(subscription_id: uuid.UUID) -> Any:
@@ -60,11 +62,16 @@ def _sub(subscription_id: uuid.UUID) -> Any:
 def ops_subscription(subscription_id: uuid.UUID) -> str:
     _admin()
     sub = _sub(subscription_id)
-    rows, _ = deliveries.page(
-        db.session, deliveries.DeliveryFilters(subscription_id=sub.id), limit=50, after=None
+    rows, next_key = deliveries.page(
+        db.session,
+        deliveries.DeliveryFilters(subscription_id=sub.id),
+        limit=50,
+        after=paging.after(datetime, uuid.UUID),
     )
     attempts = deliveries.attempts_of(db.session, [r.id for r in rows])
-    return render_template("console/ops_subscription.html", sub=sub, rows=rows, attempts=attempts)
+    older = paging.older("console.ops_subscription", next_key, subscription_id=sub.id)
+    page = {"sub": sub, "rows": rows, "attempts": attempts, "older": older}
+    return render_template("console/ops_subscription.html", **page)
 
 
 @bp.post("/ops/subscriptions/<uuid:subscription_id>/<any(pause, resume):change>")

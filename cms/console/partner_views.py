@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from cms.console import auth
+from cms.console import auth, paging
 from cms.console.views import bp
 from cms.platform.errors import DomainError
 from cms.platform.extensions import db
@@ -48,10 +48,15 @@ def partner_subscription(subscription_id: uuid.UUID) -> str:
 def _subscription_page(subscription_id: uuid.UUID, user: auth.User, new_secret: str | None = None) -> str:
     sub = _own(subscription_id, user)
     filters = deliveries.DeliveryFilters(subscription_id=sub.id, partner_id=user.partner_id)
-    rows, _ = deliveries.page(db.session, filters, limit=50, after=None)
+    rows, next_key = deliveries.page(db.session, filters, limit=50, after=paging.after(datetime, uuid.UUID))
     attempts = deliveries.attempts_of(db.session, [r.id for r in rows])
     return render_template(
-        "console/partner_subscription.html", sub=sub, rows=rows, attempts=attempts, new_secret=new_secret
+        "console/partner_subscription.html",
+        sub=sub,
+        rows=rows,
+        attempts=attempts,
+        new_secret=new_secret,
+        older=paging.older("console.partner_subscription", next_key, subscription_id=sub.id),
     )
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import uuid
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
@@ -21,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cms.authoring import articles as articles_queries
-from cms.console import auth
+from cms.console import auth, paging
 from cms.content import reads, representation, versions, worddiff
 from cms.platform.actors import Role
 from cms.platform.errors import NotFound
@@ -63,6 +64,11 @@ def _csrf_refused(error: CSRFError) -> tuple[str, int]:
 
 
 # People read the console: its refusals are pages, not the API's problem documents.
+@bp.errorhandler(400)
+def _bad_request(_error: Exception) -> tuple[str, int]:
+    return render_template("console/error.html", title="Bad request", message=BAD_REQUEST), 400
+
+
 @bp.errorhandler(403)
 def _forbidden(_error: Exception) -> tuple[str, int]:
     return render_template("console/error.html", title="Not for this key", message=FORBIDDEN), 403
@@ -83,6 +89,7 @@ def _unavailable(error: Exception) -> tuple[str, int, dict[str, str]]:
     return page, 503, {"Retry-After": "5"}
 
 
+BAD_REQUEST = "The address is not one this console made (a page position or a value is malformed)."
 FORBIDDEN = "The key you signed in with may not open this page."
 MISSING = "There is nothing here, or it is not yours to see."
 UNAVAILABLE = "The database is busy or unreachable. Nothing was changed; try again in a few seconds."
@@ -137,8 +144,14 @@ def article_list() -> str:
         tag=_arg("tag"),
         q=_arg("q"),
     )
-    rows, _ = reads.page(db.session, filters, limit=50, after=None)
-    return render_template("console/articles.html", rows=rows, filters=filters, states=representation.STATES)
+    rows, next_key = reads.page(db.session, filters, limit=50, after=paging.after(datetime, uuid.UUID))
+    return render_template(
+        "console/articles.html",
+        rows=rows,
+        filters=filters,
+        states=representation.STATES,
+        older=paging.older("console.article_list", next_key),
+    )
 
 
 def _arg(name: str, longest: int = 200) -> str | None:

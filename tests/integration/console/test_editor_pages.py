@@ -121,3 +121,24 @@ def test_an_embargo_from_the_page_and_its_early_lift(client, keys):
     assert _state(client, keys, article)["embargo_until"] is None
     assert "No embargo in force." in client.get("/console/schedule").get_data(as_text=True)
     assert "lifted early" in client.get(base).get_data(as_text=True)
+
+
+def test_the_article_list_pages_on_with_its_filters(client, keys):
+    for i in range(53):
+        _article(client, keys, headline=f"Paged story {i}")
+    _article(client, keys, headline="Something else")
+    _sign_in(client, keys.raw[Role.WRITER])
+
+    def page(url: str) -> tuple[list[str], str | None]:
+        html = client.get(url).get_data(as_text=True)
+        table = re.search(r'<table id="articles">(.*?)</table>', html, re.S).group(1)
+        older = re.search(r'<a href="([^"]+)" rel="next" id="older">', html)
+        return re.findall(r'">(Paged story \d+|Something else)</a>', table), older and older.group(1)
+
+    first, older = page("/console/articles?q=paged")
+    assert len(first) == 50 and older and "q=paged" in older
+    rest, last = page(older.replace("&amp;", "&"))
+    assert len(rest) == 3 and last is None and not set(first) & set(rest)
+    assert sorted(first + rest, key=lambda h: int(h.split()[-1])) == [f"Paged story {i}" for i in range(53)]
+    bad = client.get("/console/articles?after=not-a-cursor")
+    assert bad.status_code == 400 and "<h1>Bad request</h1>" in bad.get_data(as_text=True)
