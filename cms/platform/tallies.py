@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, SmallInteger, String, delete, func, literal_column, or_, select
+from sqlalchemy import BigInteger, SmallInteger, String, delete, func, literal_column, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -72,6 +72,27 @@ def read(session: Session, first: int, last: int, prefixes: Sequence[str]) -> di
     if wanted:
         stmt = stmt.where(or_(*wanted))
     return {(m, k): int(n) for m, k, n in session.execute(stmt)}
+
+
+_PG_COMPACT = text(
+    """
+WITH folded AS (
+    DELETE FROM minute_tallies WHERE minute < :before AND shard <> 0 RETURNING minute, metric, n
+)
+INSERT INTO minute_tallies AS t (minute, metric, shard, n)
+SELECT minute, metric, 0, sum(n) FROM folded GROUP BY minute, metric ORDER BY minute, metric
+ON CONFLICT (minute, metric, shard) DO UPDATE SET n = t.n + EXCLUDED.n
+"""
+)
+
+
+def compact(session: Session, before: int) -> int:
+    """Fold the shards of minutes before ``before`` into shard 0 (one statement, so no
+    count is lost or doubled, even beside writers): the shards only matter while a
+    minute is being written. How many rows were folded."""
+    if session.get_bind().dialect.name != "postgresql":
+        return 0  # one writer at a time: everything is in shard 0 already
+    return session.execute(_PG_COMPACT, {"before": before}).rowcount or 0  # type: ignore[attr-defined]
 
 
 def prune(session: Session, before: int) -> int:

@@ -57,13 +57,20 @@ TALLY_DAYS = 14  # the overview shows the last hour; two weeks leave room to loo
 
 
 def prune_tallies(app: Flask) -> int:
-    """Per-minute counts older than TALLY_DAYS (a few thousand rows a day at most)."""
-    before = tallies.minute_of(utcnow() - timedelta(days=TALLY_DAYS))
+    """Per-minute counts older than TALLY_DAYS go (a few thousand rows a day at most);
+    the shards of minutes no longer written are folded into one row each."""
+    now = utcnow()
     with app.app_context():
         try:
-            deleted = tallies.prune(db.session, before)
+            tallies.compact(db.session, tallies.minute_of(now - COMPACT_AFTER))
+            deleted = tallies.prune(db.session, tallies.minute_of(now - timedelta(days=TALLY_DAYS)))
             db.session.commit()
         except Exception:
             db.session.rollback()
             raise
     return deleted
+
+
+# Minutes this old are rarely written again; a late write lands in a new shard row, folded
+# at the next run.
+COMPACT_AFTER = timedelta(minutes=5)
