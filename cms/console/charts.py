@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import leather
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 560, 240
 COLORS = {
@@ -63,9 +63,10 @@ def _nice_top(values: Sequence[float]) -> float:
     return float(top)
 
 
-def _svg(chart: leather.Chart) -> Markup:
+def _svg(chart: leather.Chart, title: str) -> Markup:
     svg: str = chart.to_svg(width=WIDTH, height=HEIGHT)
-    return Markup(svg.replace("<svg ", '<svg role="img" class="chart" ', 1))
+    label = str(escape(title))  # screen readers read the title; leather escaped the rest
+    return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{label}" class="chart" ', 1))
 
 
 def counts(title: str, minutes: Sequence[datetime], series: Mapping[str, Sequence[int]]) -> Markup:
@@ -76,7 +77,7 @@ def counts(title: str, minutes: Sequence[datetime], series: Mapping[str, Sequenc
     chart = _chart(title, minutes, _nice_top([v for values in drawn.values() for v in values]))
     for name, values in drawn.items():
         chart.add_line(list(enumerate(values)), name=name, stroke_color=COLORS.get(name))
-    return _svg(chart)
+    return _svg(chart, title)
 
 
 def latency(title: str, minutes: Sequence[datetime], series: Mapping[str, Sequence[float | None]]) -> Markup:
@@ -89,7 +90,7 @@ def latency(title: str, minutes: Sequence[datetime], series: Mapping[str, Sequen
         chart.add_line([(0, 0), (max(len(minutes) - 1, 1), 0)], name="no deliveries", stroke_color="#bbb")
     for name, points in drawn.items():
         chart.add_dots(points, name=name, fill_color=COLORS.get(name), radius=3)
-    return _svg(chart)
+    return _svg(chart, title)
 
 
 def _present(values: Sequence[float | None]) -> list[tuple[int, float]]:
