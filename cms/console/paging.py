@@ -26,5 +26,9 @@ def older(endpoint: str, next_key: tuple[Any, ...] | None, **values: Any) -> str
     """The next page's URL (None on the last page), with the current query's filters."""
     if next_key is None:
         return None
-    args = {k: v for k, v in request.args.items() if k != "after"} if request.method == "GET" else {}
+    args = {}
+    if request.method == "GET":  # the filters only: never url_for's own options or the path's values
+        args = {k: v for k, v in request.args.items() if k.isidentifier() and not k.startswith("_")}
+        for name in ("after", "endpoint", *values):
+            args.pop(name, None)
     return url_for(endpoint, **values, **args, after=pagination.encode(*next_key))

@@ -140,5 +140,8 @@ def test_the_article_list_pages_on_with_its_filters(client, keys):
     rest, last = page(older.replace("&amp;", "&"))
     assert len(rest) == 3 and last is None and not set(first) & set(rest)
     assert sorted(first + rest, key=lambda h: int(h.split()[-1])) == [f"Paged story {i}" for i in range(53)]
+    odd = client.get("/console/articles?q=paged&endpoint=x&_external=1&_anchor=y&after=")
+    assert odd.status_code == 200
+    assert 'href="/console/articles?q=paged&amp;after=' in odd.get_data(as_text=True)
     bad = client.get("/console/articles?after=not-a-cursor")
     assert bad.status_code == 400 and "<h1>Bad request</h1>" in bad.get_data(as_text=True)
