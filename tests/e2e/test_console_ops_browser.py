@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from tests.e2e.test_console_browser import _shot, browser  # noqa: F401 (the browser fixture)
+from tests.helpers import eventually
 from tests.receivers import Receiver
 
 
@@ -49,11 +50,17 @@ def test_ops_sees_a_failing_partner_and_redelivers_after_the_fix(stack, browser)
         receiver.rule = None  # fixed
         page.click("#deliveries tr.status-failed button")
         expect(page.locator(".notice")).to_contain_text("Queued again")
-        for _ in range(60):  # the page is reloaded until the delivery succeeded (bounded)
-            if page.locator("#deliveries tr.status-succeeded").count():
-                break
-            page.wait_for_timeout(500)
-            page.reload()
+        # The page is rendered on the server: wait (with a deadline) until the delivery
+        # succeeded, then load it again and see it there.
+        eventually(
+            lambda: any(
+                d["status"] == "succeeded"
+                for d in stack.api("GET", f"/deliveries?subscription_id={sub['id']}", 200).get_json()["items"]
+            ),
+            timeout=60,
+            what="the redelivery to succeed",
+        )
+        page.reload()
         expect(page.locator("#deliveries tr.status-succeeded")).to_have_count(1)
         _shot(page, "ops-subscription-redelivered")
         assert receiver.ok() and article["id"].encode() in receiver.ok()[-1].body
