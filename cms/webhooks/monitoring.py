@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,10 +13,16 @@ from cms.platform.clock import utcnow
 from cms.webhooks.models import OPEN_STATUSES, Delivery, DeliveryStatus, Subscription, status_is
 
 
-def delivery_facts(session: Session) -> dict[str, Any]:
+def outbox_backlog(session: Session, now: datetime) -> tuple[float, int]:
+    """Seconds the oldest unrelayed event has waited, and how many wait (an index range)."""
     oldest, unrelayed = session.execute(
         select(func.min(OutboxEvent.occurred_at), func.count()).where(OutboxEvent.relayed_at.is_(None))
     ).one()
+    return (max(0.0, (now - oldest).total_seconds()) if oldest else 0.0), unrelayed
+
+
+def delivery_facts(session: Session) -> dict[str, Any]:
+    lag, unrelayed = outbox_backlog(session, utcnow())
     open_counts = dict(
         session.execute(
             select(Delivery.status, func.count())
@@ -32,7 +39,7 @@ def delivery_facts(session: Session) -> dict[str, Any]:
         )
     ).all()
     return {
-        "outbox_lag": max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0,
+        "outbox_lag": lag,
         "unrelayed": unrelayed,
         "open": {status: open_counts.get(status, 0) for status in OPEN_STATUSES},
         "pending_retries": retries or 0,

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cms.events.models import OutboxEvent
 from cms.platform import tallies
+from cms.webhooks import monitoring
 from cms.webhooks.models import OPEN_STATUSES, DeliveryCount, Subscription
 from cms.webhooks.stats import ATTEMPT, ATTEMPT_OUTCOMES, EVENTS, LATENCY
 
@@ -62,9 +62,7 @@ def overview(session: Session, now: datetime, minutes: int = 60, failing_limit: 
     counts = tallies.read(session, first, last, (EVENTS, ATTEMPT, LATENCY.prefix))
     span = range(first, last + 1)
     latency, hour = _latency_buckets(counts, span)
-    oldest, unrelayed = session.execute(
-        select(func.min(OutboxEvent.occurred_at), func.count()).where(OutboxEvent.relayed_at.is_(None))
-    ).one()
+    lag, unrelayed = monitoring.outbox_backlog(session, now)
     return Overview(
         minutes=[datetime.fromtimestamp(m * 60, UTC) for m in span],
         events=[counts.get((m, EVENTS), 0) for m in span],
@@ -74,7 +72,7 @@ def overview(session: Session, now: datetime, minutes: int = 60, failing_limit: 
         hour_p50=LATENCY.quantile(hour, 0.5),
         hour_p99=LATENCY.quantile(hour, 0.99),
         first_deliveries=sum(hour.values()),
-        outbox_lag=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        outbox_lag=lag,
         unrelayed=unrelayed,
         open=_open_counts(session),
         failing=failing_subscriptions(session, failing_limit),

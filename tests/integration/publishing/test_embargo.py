@@ -12,6 +12,8 @@ import jsonschema
 import pytest
 
 from cms.platform.clock import set_clock
+from cms.platform.extensions import db
+from cms.webhooks import overview
 from tests.conftest import FakeClock
 from tests.schemas import load_schema
 
@@ -265,3 +267,27 @@ def test_a_scheduled_publish_carries_its_embargo_and_items_stay_valid_ninjs(live
     clock.advance(hours=1)
     assert [(f.action, f.status) for f in live.fire()] == [("lift_embargo", "done")]
     assert public.get(path).json()["embargo_until"] is None
+
+
+def test_first_delivery_latency_of_a_held_story_runs_from_the_lift(live, clock):
+    """The overview's publish -> first delivery clock starts at the embargo's end for a
+    delivery held for it, not at the publication an hour before."""
+    clock.advance(days=30)  # an hour of its own: the module's other tests share the database
+    _, public = _desk(live)
+    held = _subscribe(public, "held")
+
+    def mine(jobs):
+        return [j for j in jobs if str(j.subscription_id) == held["id"]]
+
+    article = live.article(section=public.section, publish=False)
+    live.act(article["id"], "publish", embargo_until=(clock() + timedelta(hours=1)).isoformat())
+    assert mine(live.ready()) == []  # held
+    clock.advance(hours=1, seconds=1)
+    assert "lift_embargo" in [a.action for a in live.fire()]
+    jobs = mine(live.ready())
+    assert len(jobs) == 1
+    clock.advance(seconds=2)
+    live.succeed(jobs)
+    with live.app.app_context():
+        view = overview.overview(db.session, clock())
+    assert view.first_deliveries == 1 and 2 / 1.25 <= view.hour_p50 <= 3 * 1.25, view.hour_p50
